@@ -1,0 +1,74 @@
+# SPDX-License-Identifier: GPL-2.0
+# Common helpers for the cs614 build scripts. Sourced, never run.
+#
+# Layout of the cache (outside the checkout, survives across clones):
+#   $CS614_CACHE/root        hermetic Debian trixie toolchain root (debootstrap)
+#   $CS614_CACHE/work/base   unpacked base kernel source (read only)
+#   $CS614_CACHE/work/linux  git tree: base + patches/series + rust-mm-cs614 overlay
+#   $CS614_CACHE/work/am     scratch git worktree used to build the commits
+#   $CS614_CACHE/work/build-$FLAVOUR  O= object directory, kept across preparations
+#
+# The toolchain root sees the work directory and the checkout at the same
+# absolute paths, so commands run identically inside and outside of it.
+
+set -euo pipefail
+
+CS614_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CS614_CACHE=${CS614_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cs614}
+CS614_ROOT=$CS614_CACHE/root
+CS614_WORK=$CS614_CACHE/work
+TOOLCHAIN=${TOOLCHAIN:-root}
+FLAVOUR=${FLAVOUR:-default}
+BASE=${BASE:-linux-source-7.3}
+DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+JOBS=${JOBS:-$(nproc)}
+export CS614_TOP CS614_CACHE CS614_ROOT CS614_WORK TOOLCHAIN FLAVOUR BASE
+
+log() { printf '[cs614] %s\n' "$*" >&2; }
+die() { printf '[cs614] error: %s\n' "$*" >&2; exit 1; }
+
+# stage NAME CMD...: run CMD and report how long it took.
+stage() {
+	local name=$1 start rc=0
+	shift
+	start=$(date +%s)
+	log "stage $name: start"
+	"$@" || rc=$?
+	log "stage $name: $((($(date +%s) - start)))s (exit $rc)"
+	return "$rc"
+}
+
+need_root() {
+	[ "$(id -u)" = 0 ] || die "$1 needs root (debootstrap, chroot, unshare)"
+}
+
+# in_root CMD...: run CMD inside the toolchain root, or on the host when
+# TOOLCHAIN=host. /proc, /sys and /dev are mounted only inside a private
+# mount namespace, so nothing outlives the command, however it ends.
+in_root() {
+	if [ "$TOOLCHAIN" = host ]; then
+		"$@"
+		return
+	fi
+	[ -f "$CS614_ROOT/.cs614-stamp" ] || die "toolchain root missing: run 'make toolchain'"
+	need_root "the toolchain root"
+	mkdir -p "$CS614_WORK" "$CS614_ROOT$CS614_WORK" "$CS614_ROOT$CS614_TOP"
+	unshare --mount --propagation private -- /bin/bash -euo pipefail -c '
+		r=$1; shift
+		mount -t proc proc "$r/proc"
+		mount -t sysfs sysfs "$r/sys"
+		mount --rbind /dev "$r/dev"
+		mount -t tmpfs tmpfs "$r/run"
+		mount -t tmpfs tmpfs "$r/tmp"
+		mount --bind "$CS614_WORK" "$r$CS614_WORK"
+		mount --bind "$CS614_TOP" "$r$CS614_TOP"
+		cp /etc/resolv.conf "$r/etc/resolv.conf" 2>/dev/null || true
+		exec chroot "$r" /usr/bin/env -i \
+			PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+			HOME=/root TERM="${TERM:-dumb}" LANG=C.UTF-8 \
+			CS614_TOP="$CS614_TOP" CS614_CACHE="$CS614_CACHE" \
+			CS614_WORK="$CS614_WORK" FLAVOUR="$FLAVOUR" TOOLCHAIN=root \
+			CCACHE_DIR="$CS614_WORK/ccache" \
+			"$@"
+	' cs614-root "$CS614_ROOT" "$@"
+}
