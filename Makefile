@@ -1,0 +1,51 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# cs614: build, boot and test a Linux kernel with the cs614 Rust mm component.
+#
+#   make                 build the patched kernel (toolchain, source, tree, kernel)
+#   make check           ... and run the cs614 kselftests in virtme-ng (TAP)
+#   make check FLAVOUR=debug   the same with KASAN, lockdep and DEBUG_VM
+#   make shell           boot the built kernel with an interactive shell
+#
+# Variables: FLAVOUR=default|debug, TOOLCHAIN=root|host, BASE=linux-source-X.Y,
+# CS614_CACHE=DIR (default ~/.cache/cs614), KVM=1, T=TEST, BOOT_TIMEOUT=SECONDS, JOBS=N.
+
+SHELL := /bin/bash
+export FLAVOUR TOOLCHAIN BASE CS614_CACHE KVM T BOOT_TIMEOUT JOBS
+
+.PHONY: all build check shell toolchain fetch prepare devtree export-patches clean distclean
+
+all: build
+
+build:
+	@bash scripts/cs614.sh build
+
+check:
+	@bash scripts/cs614.sh check
+
+shell:
+	@bash scripts/shell.sh
+
+toolchain:
+	@bash scripts/toolchain.sh
+
+fetch: toolchain
+	@bash scripts/fetch.sh
+
+prepare: fetch
+	@bash scripts/prepare.sh
+
+# Developer tree: a git worktree with patches/series applied on branch 'dev'.
+devtree: fetch
+	@bash scripts/devtree.sh
+
+export-patches:
+	@bash scripts/export-patches.sh
+
+# Remove the object directories (the toolchain and base source stay).
+clean:
+	@bash -c '. scripts/lib.sh && rm -rf "$$CS614_WORK"/build-* "$$CS614_WORK"/run-*'
+
+# Remove everything in the cache, toolchain root included.
+distclean:
+	@bash scripts/distclean.sh
