@@ -1,0 +1,75 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Build the cs614 kselftests with the kernel's kselftest machinery, boot the
+# built kernel with virtme-ng and run them. Prints the TAP output and
+# 'N passed, N failed, N skipped'; exits non-zero when a test failed, the
+# guest did not finish in time or the guest's kernel log shows a splat.
+#
+#   KVM=1          use KVM instead of TCG (nested KVM is very slow here)
+#   T=NAME         run only selftest binary NAME
+#   BOOT_TIMEOUT=S give up on the guest after S seconds (default 1200)
+. "$(dirname "$0")/lib.sh"
+
+linux=$CS614_WORK/linux
+build=$CS614_WORK/build-$FLAVOUR
+install=$build/kselftest/kselftest_install
+run=$CS614_WORK/run-$FLAVOUR
+BOOT_TIMEOUT=${BOOT_TIMEOUT:-1200}
+T=${T:-}
+[ -f "$build/arch/x86/boot/bzImage" ] || die "no kernel built for FLAVOUR=$FLAVOUR: run 'make build'"
+
+selftests() {
+	rm -rf "$install"
+	in_root make -s -C "$linux" O="$build" LLVM=1 -j"$JOBS" \
+		TARGETS=cs614 kselftest-install >"$build/kselftest.log" 2>&1 ||
+		{ tail -n 40 "$build/kselftest.log" >&2; die "building the cs614 kselftests failed"; }
+	[ -x "$install/run_kselftest.sh" ] || die "kselftest-install produced no run_kselftest.sh"
+}
+
+boot() {
+	local accel=--disable-kvm
+	if [ "${KVM:-0}" = 1 ]; then accel=; fi
+	rm -rf "$run"
+	mkdir -p "$run"
+	# shellcheck disable=SC2086
+	in_root timeout --kill-after=15 "$BOOT_TIMEOUT" \
+		vng --run "$build/arch/x86/boot/bzImage" $accel --cpus 2 --memory 4G \
+		--rwdir "$run" \
+		--exec "$CS614_TOP/scripts/guest-run.sh $install $run $T" </dev/null ||
+		log "virtme-ng exited with status $?"
+}
+
+verdict() {
+	local pass fail skip top_fail splats
+	[ -f "$run/finished" ] || die "the guest did not finish (timeout ${BOOT_TIMEOUT}s or crash)"
+	read -r pass fail skip < <(awk '
+		/^# # Totals: / || /^# Totals: / {
+			for (i = 1; i <= NF; i++) {
+				split($i, kv, ":")
+				if (kv[1] == "pass") p += kv[2]
+				if (kv[1] == "fail" || kv[1] == "error") f += kv[2]
+				if (kv[1] == "skip") s += kv[2]
+			}
+		}
+		END { print p + 0, f + 0, s + 0 }' "$run/tap.log")
+	# A test binary that crashed or timed out never prints its totals.
+	top_fail=$(grep -c '^not ok ' "$run/tap.log" || true)
+	if [ "$top_fail" -gt 0 ] && [ "$fail" = 0 ]; then
+		fail=$top_fail
+	fi
+	splats=$(grep -E 'BUG:|WARNING:|Oops|KASAN|possible recursive locking|circular locking|rcu_sched self-detected stall|Call Trace' \
+		"$run/dmesg.log" || true)
+	if [ -n "$splats" ]; then
+		log "guest kernel log shows a splat:"
+		grep -E -B5 -A30 'BUG:|WARNING:|Oops|KASAN|possible recursive locking|circular locking|rcu_sched self-detected stall|Call Trace' \
+			"$run/dmesg.log" | head -n 120 >&2
+	fi
+	echo "$pass passed, $fail failed, $skip skipped"
+	[ "$pass" -gt 0 ] || die "no test passed"
+	[ "$fail" = 0 ] || die "$fail test(s) failed"
+	[ -z "$splats" ] || die "kernel splat in the guest's log ($run/dmesg.log)"
+}
+
+stage selftests selftests
+stage boot+tests boot
+verdict
