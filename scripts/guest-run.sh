@@ -9,10 +9,22 @@ test=${3:-}
 echo "cs614 guest: $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ {print $2 " kB"}' /proc/meminfo)"
 echo "cs614 guest: boot to first test $(cut -d' ' -f1 /proc/uptime)s"
 cd "$install" || exit 1
+# run_kselftest.sh reopens /dev/stdout for the tests' own output, so stdout
+# must be a file opened for appending, or the two streams overwrite each other.
+log=/tmp/cs614-tap.log
+echo "cs614 guest: /dev/stdout -> $(readlink /dev/stdout || echo none)"
+if [ "$(readlink /dev/stdout)" != /proc/self/fd/1 ]; then
+	ln -sfn /proc/self/fd/1 /dev/stdout
+fi
+: >"$log"
 if [ -n "$test" ]; then
-	./run_kselftest.sh -t "cs614:$test"
+	./run_kselftest.sh -t "cs614:$test" >>"$log" 2>&1
 else
-	./run_kselftest.sh
-fi 2>&1 | tee "$out/tap.log"
-dmesg >"$out/dmesg.log"
+	./run_kselftest.sh >>"$log" 2>&1
+fi
+cat "$log"
+dmesg >/tmp/cs614-dmesg.log
+# Write the results to the shared directory in one go, once complete.
+cp "$log" "$out/tap.log"
+cp /tmp/cs614-dmesg.log "$out/dmesg.log"
 echo done >"$out/finished"

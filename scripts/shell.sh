@@ -11,4 +11,4 @@ accel=--disable-kvm
 if [ "${KVM:-0}" = 1 ]; then accel=; fi
 log "booting $image (TCG unless KVM=1); leave with 'exit' or Ctrl-D"
 # shellcheck disable=SC2086
-in_root vng --run "$image" $accel --cpus 2 --memory 4G --rwdir "$CS614_WORK"
+in_root vng --run "$image" $accel --disable-microvm --cpus 2 --memory 4G --rwdir "$CS614_WORK"
