@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! cs614: VMA move, huge page promotion and compaction.
+//!
+//! User space drives the component through the misc device `/dev/cs614`, whose ioctls are
+//! declared in `include/uapi/linux/cs614.h`, and through the flag
+//! `/sys/kernel/kobject_cs614/promote`.
+
+use core::{
+    fmt::Write,
+    sync::atomic::{AtomicBool, Ordering},
+};
+use kernel::{
+    fs::File,
+    ioctl::{_IOR, _IOWR},
+    kobject::{AttributeFile, AttributeOps, Kobject, ShowBuffer},
+    miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
+    prelude::*,
+    transmute::FromBytes,
+    uaccess::{UserPtr, UserSlice},
+    uapi,
+};
+
+module! {
+    type: Cs614Module,
+    name: "cs614",
+    authors: ["cs614 developers"],
+    description: "VMA move, huge page promotion and compaction",
+    license: "GPL",
+}
+
+/// The ioctl type of `/dev/cs614` (`CS614_IOCTL_TYPE` in the uapi header).
+const IOC_TYPE: u32 = uapi::CS614_IOCTL_TYPE;
+
+// The course ABI declares every command with a `char *` argument: the size field of the numbers
+// is the size of a pointer, whatever structure the argument really points to.
+const IOCTL_MVE_VMA_TO: u32 = _IOR::<*const u8>(IOC_TYPE, 0);
+const IOCTL_MVE_VMA: u32 = _IOWR::<*const u8>(IOC_TYPE, 1);
+const IOCTL_PROMOTE_VMA: u32 = _IOR::<*const u8>(IOC_TYPE, 2);
+const IOCTL_COMPACT_VMA: u32 = _IOWR::<*const u8>(IOC_TYPE, 3);
+
+/// Copies an ioctl argument of type `T` in from user space.
+fn read_arg<T: FromBytes>(arg: UserPtr) -> Result<T> {
+    UserSlice::new(arg, size_of::<T>()).reader().read::<T>()
+}
+
+/// The raw words of `struct cs614_move_vma`.
+type MoveArgWords = [u64; 2];
+/// The raw words of `struct cs614_compact_vma`.
+type CompactArgWords = [u64; 3];
+
+const _: () = assert!(size_of::<MoveArgWords>() == size_of::<uapi::cs614_move_vma>());
+const _: () = assert!(size_of::<CompactArgWords>() == size_of::<uapi::cs614_compact_vma>());
+
+/// An open file of `/dev/cs614`.
+#[pin_data]
+struct Cs614File {}
+
+#[vtable]
+impl MiscDevice for Cs614File {
+    type Ptr = Pin<KBox<Self>>;
+
+    fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
+        KBox::try_pin_init(try_pin_init!(Self {}), GFP_KERNEL)
+    }
+
+    fn ioctl(_me: Pin<&Cs614File>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        let arg = UserPtr::from_addr(arg);
+        match cmd {
+            // The operations are not implemented yet, but an unreadable argument is already
+            // reported as such.
+            IOCTL_MVE_VMA_TO | IOCTL_MVE_VMA => {
+                read_arg::<MoveArgWords>(arg)?;
+                Err(EOPNOTSUPP)
+            }
+            IOCTL_PROMOTE_VMA => Err(EOPNOTSUPP),
+            IOCTL_COMPACT_VMA => {
+                read_arg::<CompactArgWords>(arg)?;
+                Err(EOPNOTSUPP)
+            }
+            _ => Err(ENOTTY),
+        }
+    }
+}
+
+/// The flag `/sys/kernel/kobject_cs614/promote`: `1` while a promotion round runs.
+struct PromoteFlag {
+    value: AtomicBool,
+}
+
+/// Parses a write to a 0/1 flag.
+///
+/// Accepts `0` or `1`, optionally followed by one newline and then by NUL bytes, as written by
+/// `echo 1` or by `write(fd, buf, 4)` after `sprintf(buf, "%d", 1)`.
+fn parse_flag(input: &[u8]) -> Option<bool> {
+    let mut input = input;
+    while let [rest @ .., 0] = input {
+        input = rest;
+    }
+    if let [rest @ .., b'\n'] = input {
+        input = rest;
+    }
+    match input {
+        b"0" => Some(false),
+        b"1" => Some(true),
+        _ => None,
+    }
+}
+
+#[vtable]
+impl AttributeOps for PromoteFlag {
+    fn show(&self, buf: &mut ShowBuffer<'_>) -> Result {
+        let value = u8::from(self.value.load(Ordering::Acquire));
+        writeln!(buf, "{value}").map_err(|_| EINVAL)
+    }
+
+    fn store(&self, input: &[u8]) -> Result {
+        let value = parse_flag(input).ok_or(EINVAL)?;
+        self.value.store(value, Ordering::Release);
+        Ok(())
+    }
+}
+
+#[pin_data]
+struct Cs614Module {
+    #[pin]
+    _miscdev: MiscDeviceRegistration<Cs614File>,
+    #[pin]
+    _promote: AttributeFile<PromoteFlag>,
+}
+
+impl kernel::InPlaceModule for Cs614Module {
+    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            _miscdev <- MiscDeviceRegistration::register(MiscDeviceOptions {
+                name: c"cs614",
+                mode: 0o666,
+            }),
+            _promote <- AttributeFile::new(
+                Kobject::create_and_add(c"kobject_cs614", Kobject::kernel().ok_or(ENODEV)?)?,
+                c"promote",
+                0o644,
+                PromoteFlag {
+                    value: AtomicBool::new(false),
+                },
+            ),
+        })
+    }
+}

@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * cs614 ABI tests: the device node, the ioctl numbers and their dispatch,
+ * and the /sys/kernel/kobject_cs614/promote flag.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <linux/cs614.h>
+
+#include "../kselftest_harness.h"
+
+#define CS614_DEV	"/dev/cs614"
+#define PROMOTE_PATH	"/sys/kernel/kobject_cs614/promote"
+
+TEST(device_node)
+{
+	struct stat st;
+
+	ASSERT_EQ(0, stat(CS614_DEV, &st));
+	EXPECT_TRUE(S_ISCHR(st.st_mode));
+	EXPECT_EQ(0666, st.st_mode & 07777);
+}
+
+TEST(ioctl_numbers)
+{
+	/* Byte compatible with the course ABI: type 100, size of a pointer. */
+	EXPECT_EQ(0x80086400UL, (unsigned long)IOCTL_MVE_VMA_TO);
+	EXPECT_EQ(0xc0086401UL, (unsigned long)IOCTL_MVE_VMA);
+	EXPECT_EQ(0x80086402UL, (unsigned long)IOCTL_PROMOTE_VMA);
+	EXPECT_EQ(0xc0086403UL, (unsigned long)IOCTL_COMPACT_VMA);
+	EXPECT_EQ(16, sizeof(struct cs614_move_vma));
+	EXPECT_EQ(24, sizeof(struct cs614_compact_vma));
+	EXPECT_EQ(16, sizeof(struct cs614_compact_entry));
+}
+
+FIXTURE(dev)
+{
+	int fd;
+};
+
+FIXTURE_SETUP(dev)
+{
+	self->fd = open(CS614_DEV, O_RDWR);
+	ASSERT_LE(0, self->fd) TH_LOG("open %s: %s", CS614_DEV, strerror(errno));
+}
+
+FIXTURE_TEARDOWN(dev)
+{
+	close(self->fd);
+}
+
+TEST_F(dev, unknown_ioctl)
+{
+	struct cs614_move_vma arg = { 0 };
+
+	/* A number that is not ours, and ours with a wrong size or direction. */
+	EXPECT_EQ(-1, ioctl(self->fd, _IO(CS614_IOCTL_TYPE, 9), &arg));
+	EXPECT_EQ(ENOTTY, errno);
+	EXPECT_EQ(-1, ioctl(self->fd, _IOR(CS614_IOCTL_TYPE, 0, int), &arg));
+	EXPECT_EQ(ENOTTY, errno);
+	EXPECT_EQ(-1, ioctl(self->fd, _IOW(CS614_IOCTL_TYPE, 1, char *), &arg));
+	EXPECT_EQ(ENOTTY, errno);
+	EXPECT_EQ(-1, ioctl(self->fd, _IOR(CS614_IOCTL_TYPE + 1, 0, char *), &arg));
+	EXPECT_EQ(ENOTTY, errno);
+}
+
+TEST_F(dev, faulting_argument)
+{
+	/* Commands that read a structure must report an unreadable one. */
+	EXPECT_EQ(-1, ioctl(self->fd, IOCTL_MVE_VMA_TO, NULL));
+	EXPECT_EQ(EFAULT, errno);
+	EXPECT_EQ(-1, ioctl(self->fd, IOCTL_MVE_VMA, (void *)8));
+	EXPECT_EQ(EFAULT, errno);
+	EXPECT_EQ(-1, ioctl(self->fd, IOCTL_COMPACT_VMA, NULL));
+	EXPECT_EQ(EFAULT, errno);
+}
+
+/* Reads the promote flag into buf; returns the number of bytes read. */
+static ssize_t read_flag(char *buf, size_t size)
+{
+	ssize_t n;
+	int fd;
+
+	fd = open(PROMOTE_PATH, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	if (n >= 0)
+		buf[n] = '\0';
+	return n;
+}
+
+/* Writes count bytes of buf to the promote flag; returns write()'s result. */
+static ssize_t write_flag(const void *buf, size_t count)
+{
+	ssize_t n;
+	int fd;
+
+	fd = open(PROMOTE_PATH, O_WRONLY);
+	if (fd < 0)
+		return -2;
+	n = write(fd, buf, count);
+	close(fd);
+	return n;
+}
+
+FIXTURE(promote)
+{
+	char buf[64];
+};
+
+FIXTURE_SETUP(promote)
+{
+	struct stat st;
+
+	ASSERT_EQ(0, stat(PROMOTE_PATH, &st));
+	ASSERT_EQ(0644, st.st_mode & 07777);
+	ASSERT_EQ(2, write_flag("0\n", 2));
+}
+
+FIXTURE_TEARDOWN(promote)
+{
+	write_flag("0", 1);
+}
+
+TEST_F(promote, round_trip)
+{
+	ASSERT_EQ(2, read_flag(self->buf, sizeof(self->buf)));
+	EXPECT_STREQ("0\n", self->buf);
+	ASSERT_EQ(1, write_flag("1", 1));
+	ASSERT_EQ(2, read_flag(self->buf, sizeof(self->buf)));
+	EXPECT_STREQ("1\n", self->buf);
+	ASSERT_EQ(2, write_flag("0\n", 2));
+	ASSERT_EQ(2, read_flag(self->buf, sizeof(self->buf)));
+	EXPECT_STREQ("0\n", self->buf);
+}
+
+TEST_F(promote, nul_padded_write)
+{
+	char val[4] = { 0 };
+
+	/* What the course's programs do: sprintf() then a 4-byte write. */
+	sprintf(val, "%d", 1);
+	ASSERT_EQ(4, write_flag(val, 4));
+	ASSERT_EQ(2, read_flag(self->buf, sizeof(self->buf)));
+	EXPECT_STREQ("1\n", self->buf);
+	memset(val, 0, sizeof(val));
+	strcpy(val, "0\n");
+	ASSERT_EQ(4, write_flag(val, 4));
+	ASSERT_EQ(2, read_flag(self->buf, sizeof(self->buf)));
+	EXPECT_STREQ("0\n", self->buf);
+}
+
+TEST_F(promote, bad_writes)
+{
+	static const char *const bad[] = { "2", "-1", "abc", "\n", "01", "1 ", "10\n", "0\n\n" };
+	static char junk[4096];
+	unsigned int i;
+
+	ASSERT_EQ(1, write_flag("1", 1));
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		errno = 0;
+		EXPECT_EQ(-1, write_flag(bad[i], strlen(bad[i])))
+			TH_LOG("write of \"%s\" was accepted", bad[i]);
+		EXPECT_EQ(EINVAL, errno);
+		ASSERT_EQ(2, read_flag(self->buf, sizeof(self->buf)));
+		EXPECT_STREQ("1\n", self->buf);
+	}
+
+	memset(junk, 'x', sizeof(junk));
+	EXPECT_EQ(-1, write_flag(junk, sizeof(junk)));
+	EXPECT_EQ(EINVAL, errno);
+	ASSERT_EQ(2, read_flag(self->buf, sizeof(self->buf)));
+	EXPECT_STREQ("1\n", self->buf);
+
+	/*
+	 * sysfs consumes an empty write without calling into the attribute,
+	 * so it cannot fail with EINVAL; it must not change the value.
+	 */
+	EXPECT_EQ(0, write_flag("", 0));
+	ASSERT_EQ(2, read_flag(self->buf, sizeof(self->buf)));
+	EXPECT_STREQ("1\n", self->buf);
+}
+
+TEST_HARNESS_MAIN
