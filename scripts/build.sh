@@ -58,6 +58,10 @@ configure() {
 }
 
 kbuild() {
+	if [ "$TOOLCHAIN" = host ]; then
+		make -s -C "$linux" O="$build" LLVM=1 rustavailable ||
+			die "TOOLCHAIN=host: the host's Rust toolchain is not usable for this kernel"
+	fi
 	in_root make -s -C "$linux" O="$build" LLVM=1 -j"$JOBS" olddefconfig
 	# -s: only warnings and errors reach the terminal; the log keeps them too.
 	in_root make -s -C "$linux" O="$build" LLVM=1 -j"$JOBS" bzImage 2>&1 |

@@ -66,6 +66,7 @@ verdict() {
 		grep -E -B5 -A30 'BUG:|WARNING:|Oops|KASAN|possible recursive locking|circular locking|rcu_sched self-detected stall|Call Trace' \
 			"$run/dmesg.log" | head -n 120 >&2
 	fi
+	echo "$pass $fail $skip" >"$run/summary"
 	echo "$pass passed, $fail failed, $skip skipped"
 	[ "$pass" -gt 0 ] || die "no test passed"
 	[ "$fail" = 0 ] || die "$fail test(s) failed"

@@ -8,36 +8,26 @@
 . "$(dirname "$0")/lib.sh"
 
 S=$CS614_TOP/scripts
-timings=()
-run() {
-	local name=$1 start rc=0
-	shift
-	start=$(date +%s)
-	log "== $name"
-	"$@" || rc=$?
-	timings+=("$(printf '%-10s %5ss' "$name" "$(($(date +%s) - start))")")
-	return "$rc"
-}
 report() {
 	local rc=$? t
 	log "stage timings (FLAVOUR=$FLAVOUR):"
-	for t in "${timings[@]}"; do log "  $t"; done
+	for t in "${STAGE_TIMES[@]}"; do log "  $t"; done
 	exit "$rc"
 }
 trap report EXIT
 
 build() {
-	run toolchain bash "$S/toolchain.sh"
-	run source bash "$S/fetch.sh"
-	run prepare bash "$S/prepare.sh"
-	run build bash "$S/build.sh"
+	stage toolchain bash "$S/toolchain.sh"
+	stage source bash "$S/fetch.sh"
+	stage prepare bash "$S/prepare.sh"
+	stage build bash "$S/build.sh"
 }
 
 case "${1:-}" in
 build) build ;;
 check)
 	build
-	run check bash "$S/check.sh"
+	stage check bash "$S/check.sh"
 	;;
 *) die "usage: cs614.sh build|check" ;;
 esac

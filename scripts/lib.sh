@@ -27,14 +27,18 @@ export CS614_TOP CS614_CACHE CS614_ROOT CS614_WORK TOOLCHAIN FLAVOUR BASE
 log() { printf '[cs614] %s\n' "$*" >&2; }
 die() { printf '[cs614] error: %s\n' "$*" >&2; exit 1; }
 
-# stage NAME CMD...: run CMD and report how long it took.
+# stage NAME CMD...: run CMD, report how long it took and remember it in
+# STAGE_TIMES.
+STAGE_TIMES=()
 stage() {
-	local name=$1 start rc=0
+	local name=$1 start rc=0 t
 	shift
 	start=$(date +%s)
 	log "stage $name: start"
 	"$@" || rc=$?
-	log "stage $name: $((($(date +%s) - start)))s (exit $rc)"
+	t=$(($(date +%s) - start))
+	STAGE_TIMES+=("$(printf '%-12s %5ss' "$name" "$t")")
+	log "stage $name: ${t}s (exit $rc)"
 	return "$rc"
 }
 
