@@ -11,15 +11,21 @@ use core::{
     sync::atomic::{AtomicBool, Ordering},
 };
 use kernel::{
+    current,
     fs::File,
     ioctl::{_IOR, _IOWR},
     kobject::{AttributeFile, AttributeOps, Kobject, ShowBuffer},
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
+    mm::MmWithUser,
     prelude::*,
     transmute::FromBytes,
     uaccess::{UserPtr, UserSlice},
     uapi,
 };
+
+mod vma_move;
+
+use vma_move::{move_vma, Destination};
 
 module! {
     type: Cs614Module,
@@ -52,6 +58,43 @@ type CompactArgWords = [u64; 3];
 const _: () = assert!(size_of::<MoveArgWords>() == size_of::<uapi::cs614_move_vma>());
 const _: () = assert!(size_of::<CompactArgWords>() == size_of::<uapi::cs614_compact_vma>());
 
+/// Converts a user-supplied address to `usize`.
+fn user_addr(addr: u64) -> Result<usize> {
+    usize::try_from(addr).map_err(|_| EINVAL)
+}
+
+/// `IOCTL_MVE_VMA_TO` and `IOCTL_MVE_VMA` of the calling process, `mm`.
+///
+/// For `IOCTL_MVE_VMA` the new start is written to `to_addr` of the argument. That field is
+/// checked to be writable before anything moves; should it fault afterwards all the same
+/// (another thread unmapped it meanwhile), the move is undone and `EFAULT` returned.
+fn ioctl_move(mm: &MmWithUser, arg: usize, cmd: u32) -> Result<isize> {
+    let [vma_addr, to_addr] = read_arg::<MoveArgWords>(UserPtr::from_addr(arg))?;
+    let vma_addr = user_addr(vma_addr)?;
+
+    if cmd == IOCTL_MVE_VMA_TO {
+        move_vma(mm, vma_addr, Destination::At(user_addr(to_addr)?))?;
+        return Ok(0);
+    }
+
+    // `to_addr` is the second word of `struct cs614_move_vma`.
+    let result = UserPtr::from_addr(arg.checked_add(size_of::<u64>()).ok_or(EFAULT)?);
+    let write_result = |value: u64| {
+        UserSlice::new(result, size_of::<u64>())
+            .writer()
+            .write(&value)
+    };
+    write_result(to_addr)?;
+    let moved = move_vma(mm, vma_addr, Destination::FirstHoleAfter)?;
+    if let Err(err) = write_result(moved.new_start as u64) {
+        if move_vma(mm, moved.new_start, Destination::At(moved.old_start)).is_err() {
+            pr_warn!("cs614: could not undo a move whose result could not be written\n");
+        }
+        return Err(err);
+    }
+    Ok(0)
+}
+
 /// An open file of `/dev/cs614`.
 #[pin_data]
 struct Cs614File {}
@@ -64,15 +107,16 @@ impl MiscDevice for Cs614File {
         KBox::try_pin_init(try_pin_init!(Self {}), GFP_KERNEL)
     }
 
-    fn ioctl(_me: Pin<&Cs614File>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
-        let arg = UserPtr::from_addr(arg);
+    fn ioctl(_me: Pin<&Cs614File>, _file: &File, cmd: u32, raw_arg: usize) -> Result<isize> {
+        let arg = UserPtr::from_addr(raw_arg);
         match cmd {
-            // The operations are not implemented yet, but an unreadable argument is already
-            // reported as such.
             IOCTL_MVE_VMA_TO | IOCTL_MVE_VMA => {
-                read_arg::<MoveArgWords>(arg)?;
-                Err(EOPNOTSUPP)
+                let task = current!();
+                let mm = task.mm().ok_or(EINVAL)?;
+                ioctl_move(mm, raw_arg, cmd)
             }
+            // The operations below are not implemented yet, but an unreadable argument is
+            // already reported as such.
             IOCTL_PROMOTE_VMA => Err(EOPNOTSUPP),
             IOCTL_COMPACT_VMA => {
                 read_arg::<CompactArgWords>(arg)?;

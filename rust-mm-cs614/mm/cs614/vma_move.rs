@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Moving a whole VMA: `IOCTL_MVE_VMA_TO` and `IOCTL_MVE_VMA`.
+//!
+//! The destination is validated, or searched for, and the VMA moved under one hold of the mmap
+//! write lock, so no other thread can map the destination in between. The page-table work is
+//! mremap()'s own, through `MmapWriteGuard::move_whole_vma`.
+
+use kernel::{
+    mm::{
+        mmap_min_addr,
+        virt::{flags, vm_flags_t, VmaRef},
+        MmWithUser, MmapWriteGuard,
+    },
+    page::PAGE_SIZE,
+    prelude::*,
+};
+
+/// VMAs that mremap() cannot move, or that cs614 refuses to: raw PFN and I/O mappings, special
+/// mappings (which set `VM_DONTEXPAND`) and hugetlb.
+const UNMOVABLE: vm_flags_t =
+    flags::PFNMAP | flags::IO | flags::MIXEDMAP | flags::DONTEXPAND | flags::HUGETLB;
+
+/// Where a VMA is moved to.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Destination {
+    /// To this page-aligned address (`IOCTL_MVE_VMA_TO`).
+    At(usize),
+    /// To the lowest address at or above the end of the VMA where it fits (`IOCTL_MVE_VMA`).
+    FirstHoleAfter,
+}
+
+/// A VMA that moved, for the caller to report or undo.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Moved {
+    /// Where the VMA started before the move.
+    pub(crate) old_start: usize,
+    /// Where it starts now.
+    pub(crate) new_start: usize,
+}
+
+/// Moves the whole VMA of `mm` that contains `vma_addr` to `dest`.
+///
+/// Errors, with nothing changed: `EINVAL` for an unaligned or out-of-range destination, no VMA
+/// at `vma_addr` or a VMA that cannot move; `EEXIST` for a destination that overlaps a mapping
+/// (the VMA itself included) or a stack guard gap; `ENOMEM` when no hole fits; and the errors of
+/// mremap() itself.
+pub(crate) fn move_vma(mm: &MmWithUser, vma_addr: usize, dest: Destination) -> Result<Moved> {
+    if let Destination::At(to) = dest {
+        if to % PAGE_SIZE != 0 {
+            return Err(EINVAL);
+        }
+    }
+
+    let mut guard = mm.mmap_write_lock_killable()?;
+    let (old_start, to) = {
+        let vma = guard.vma_lookup(vma_addr).ok_or(EINVAL)?;
+        if vma.flags() & UNMOVABLE != 0 {
+            return Err(EINVAL);
+        }
+        let to = match dest {
+            Destination::At(to) => check_destination(&guard, vma, to)?,
+            Destination::FirstHoleAfter => first_hole_after(&guard, vma)?,
+        };
+        (vma.start(), to)
+    };
+    let new_start = guard.move_whole_vma(old_start, to)?;
+    Ok(Moved {
+        old_start,
+        new_start,
+    })
+}
+
+/// Returns the end of `[start, start + size)` if the range lies in the user address range of the
+/// mm, `None` otherwise.
+fn user_range_end(guard: &MmapWriteGuard<'_>, start: usize, size: usize) -> Option<usize> {
+    let end = start.checked_add(size)?;
+    (start >= mmap_min_addr() && end <= guard.mm().task_size()).then_some(end)
+}
+
+/// Checks that `vma` can move to `to`; returns `to`.
+fn check_destination(guard: &MmapWriteGuard<'_>, vma: &VmaRef, to: usize) -> Result<usize> {
+    let end = user_range_end(guard, to, vma.end() - vma.start()).ok_or(EINVAL)?;
+    // The first VMA ending above `to` is the only one that can overlap the range from below;
+    // any other overlapping VMA starts even lower than the range's end.
+    match guard.find_vma(to) {
+        Some(next) if next.start_gap() < end => Err(EEXIST),
+        _ => Ok(to),
+    }
+}
+
+/// Finds the lowest address at or above the end of `vma` where `vma` fits.
+fn first_hole_after(guard: &MmapWriteGuard<'_>, vma: &VmaRef) -> Result<usize> {
+    let size = vma.end() - vma.start();
+    let mut candidate = vma.end().max(mmap_min_addr());
+    for next in guard.vmas_from(vma.end()) {
+        let end = user_range_end(guard, candidate, size).ok_or(ENOMEM)?;
+        if end <= next.start_gap() {
+            return Ok(candidate);
+        }
+        candidate = candidate.max(next.end());
+    }
+    user_range_end(guard, candidate, size).ok_or(ENOMEM)?;
+    Ok(candidate)
+}
