@@ -5,15 +5,16 @@
 #   make                 build the patched kernel (toolchain, source, tree, kernel)
 #   make check           ... and run the cs614 kselftests in virtme-ng (TAP)
 #   make check FLAVOUR=debug   the same with KASAN, lockdep and DEBUG_VM
+#   make bench           ... and run the cs614 benchmarks in one boot
 #   make shell           boot the built kernel with an interactive shell
 #
 # Variables: FLAVOUR=default|debug, TOOLCHAIN=root|host, BASE=linux-source-X.Y,
 # CS614_CACHE=DIR (default ~/.cache/cs614), KVM=1, T=TEST, BOOT_TIMEOUT=SECONDS, JOBS=N.
 
 SHELL := /bin/bash
-export FLAVOUR TOOLCHAIN BASE CS614_CACHE KVM T BOOT_TIMEOUT JOBS
+export FLAVOUR TOOLCHAIN BASE CS614_CACHE KVM T BOOT_TIMEOUT JOBS BENCH
 
-.PHONY: all build check shell toolchain fetch prepare devtree export-patches clean distclean
+.PHONY: all build check bench shell toolchain fetch prepare devtree export-patches clean distclean
 
 all: build
 
@@ -22,6 +23,9 @@ build:
 
 check:
 	@bash scripts/cs614.sh check
+
+bench:
+	@bash scripts/cs614.sh bench
 
 shell:
 	@bash scripts/shell.sh

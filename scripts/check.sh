@@ -8,6 +8,7 @@
 #   KVM=1          use KVM instead of TCG (nested KVM is very slow here)
 #   T=NAME         run only selftest binary NAME
 #   BOOT_TIMEOUT=S give up on the guest after S seconds (default 1200)
+#   BENCH=1        run the benchmarks (cs614/*_bench) instead of the tests
 . "$(dirname "$0")/lib.sh"
 
 linux=$CS614_WORK/linux
@@ -16,6 +17,8 @@ install=$build/kselftest/kselftest_install
 run=$CS614_WORK/run-$FLAVOUR
 BOOT_TIMEOUT=${BOOT_TIMEOUT:-1200}
 T=${T:-}
+mode=tests
+if [ "${BENCH:-0}" = 1 ]; then mode=bench; fi
 [ -f "$build/arch/x86/boot/bzImage" ] || die "no kernel built for FLAVOUR=$FLAVOUR: run 'make build'"
 
 selftests() {
@@ -35,7 +38,7 @@ boot() {
 	in_root timeout --kill-after=15 "$BOOT_TIMEOUT" \
 		vng --run "$build/arch/x86/boot/bzImage" $accel --disable-microvm --cpus 2 --memory 4G \
 		--rwdir "$run" \
-		--exec "$CS614_TOP/scripts/guest-run.sh $install $run $T" </dev/null |
+		--exec "$CS614_TOP/scripts/guest-run.sh $install $run $mode $T" </dev/null |
 		tee "$run.console" || log "virtme-ng exited with status $?"
 }
 
@@ -65,6 +68,11 @@ verdict() {
 		log "guest kernel log shows a splat:"
 		grep -E -B5 -A30 'BUG:|WARNING:|Oops|KASAN|possible recursive locking|circular locking|rcu_sched self-detected stall|Call Trace' \
 			"$run/dmesg.log" | head -n 120 >&2
+	fi
+	if [ "$mode" = bench ]; then
+		[ -z "$splats" ] || die "kernel splat in the guest's log ($run/dmesg.log)"
+		! grep -q '^not ok' "$run/tap.log" || die "a benchmark failed"
+		return 0
 	fi
 	echo "$pass $fail $skip" >"$run/summary"
 	echo "$pass passed, $fail failed, $skip skipped"

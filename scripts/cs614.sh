@@ -5,6 +5,7 @@
 #
 #   cs614.sh build   toolchain, base source, prepared tree, kernel
 #   cs614.sh check   build, then the cs614 kselftests in virtme-ng
+#   cs614.sh bench   build, then the cs614 benchmarks in virtme-ng
 . "$(dirname "$0")/lib.sh"
 
 S=$CS614_TOP/scripts
@@ -29,5 +30,9 @@ check)
 	build
 	stage check bash "$S/check.sh"
 	;;
-*) die "usage: cs614.sh build|check" ;;
+bench)
+	build
+	BENCH=1 stage bench bash "$S/check.sh"
+	;;
+*) die "usage: cs614.sh build|check|bench" ;;
 esac

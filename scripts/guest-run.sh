@@ -1,10 +1,11 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 # Runs inside the virtme-ng guest: the installed cs614 kselftests, then the
-# kernel log. Usage: guest-run.sh KSELFTEST_INSTALL_DIR OUTPUT_DIR [TEST]
+# kernel log. Usage: guest-run.sh KSELFTEST_INSTALL_DIR OUTPUT_DIR tests|bench [TEST]
 install=$1
 out=$2
-test=${3:-}
+mode=$3
+test=${4:-}
 
 echo "cs614 guest: $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ {print $2 " kB"}' /proc/meminfo)"
 echo "cs614 guest: boot to first test $(cut -d' ' -f1 /proc/uptime)s"
@@ -17,7 +18,12 @@ if [ "$(readlink /dev/stdout)" != /proc/self/fd/1 ]; then
 	ln -sfn /proc/self/fd/1 /dev/stdout
 fi
 : >"$log"
-if [ -n "$test" ]; then
+if [ "$mode" = bench ]; then
+	for b in cs614/*_bench; do
+		echo "# $b" >>"$log"
+		"./$b" >>"$log" 2>&1
+	done
+elif [ -n "$test" ]; then
 	./run_kselftest.sh -t "cs614:$test" >>"$log" 2>&1
 else
 	./run_kselftest.sh >>"$log" 2>&1
