@@ -172,14 +172,27 @@ TEST_F(move, multi_page)
 {
 	size_t len = 64 * self->page;
 	char *src, *to;
+	long rss, anon;
 
-	src = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ASSERT_NE(MAP_FAILED, src);
+	/* Unmapped pages around source and destination: no VMA merges with ours. */
+	src = free_range(len + 2 * self->page, self->page);
+	ASSERT_NE(NULL, src);
+	src += self->page;
+	ASSERT_EQ(src, mmap(src, len, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0));
 	cs614_fill_pattern(src, len, 1);
-	to = free_range(len, self->page);
+	to = free_range(len + 2 * self->page, self->page);
 	ASSERT_NE(NULL, to);
+	to += self->page;
+
+	rss = cs614_smaps_kb(src, "Rss");
+	anon = cs614_smaps_kb(src, "Anonymous");
+	EXPECT_EQ(len / 1024, rss);
 
 	ASSERT_EQ(0, move_to(self->fd, src + 5 * self->page, to)) TH_LOG("%s", strerror(errno));
+	/* The same accounting at the new place. */
+	EXPECT_EQ(rss, cs614_smaps_kb(to, "Rss"));
+	EXPECT_EQ(anon, cs614_smaps_kb(to, "Anonymous"));
 	EXPECT_TRUE(cs614_check_pattern(to, len, 1));
 	EXPECT_TRUE(cs614_faults(src));
 	EXPECT_TRUE(cs614_faults(src + len - 1));

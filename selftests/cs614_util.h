@@ -214,12 +214,16 @@ static inline void *cs614_find_mapping(const char *name)
 	return found;
 }
 
-/* AnonHugePages in kB of the VMA containing addr, from /proc/self/smaps; -1 on error. */
-static inline long cs614_anon_huge_kb(const void *addr)
+/*
+ * The value in kB of field ("Rss", "Anonymous", "AnonHugePages", ...) of the
+ * VMA containing addr, from /proc/self/smaps; -1 on error.
+ */
+static inline long cs614_smaps_kb(const void *addr, const char *field)
 {
 	FILE *f = fopen("/proc/self/smaps", "r");
-	char line[512];
+	size_t flen = strlen(field);
 	unsigned long start, end;
+	char line[512];
 	bool in = false;
 	long kb = -1;
 
@@ -230,11 +234,17 @@ static inline long cs614_anon_huge_kb(const void *addr)
 			in = start <= (uintptr_t)addr && (uintptr_t)addr < end;
 			continue;
 		}
-		if (in && sscanf(line, "AnonHugePages: %ld kB", &kb) == 1)
+		if (in && !strncmp(line, field, flen) && line[flen] == ':' &&
+		    sscanf(line + flen + 1, "%ld kB", &kb) == 1)
 			break;
 	}
 	fclose(f);
 	return kb;
+}
+
+static inline long cs614_anon_huge_kb(const void *addr)
+{
+	return cs614_smaps_kb(addr, "AnonHugePages");
 }
 
 #define CS614_THP_PATH "/sys/kernel/mm/transparent_hugepage/enabled"
