@@ -56,7 +56,7 @@ in_root() {
 	fi
 	[ -f "$CS614_ROOT/.cs614-stamp" ] || die "toolchain root missing: run 'make toolchain'"
 	need_root "the toolchain root"
-	mkdir -p "$CS614_WORK" "$CS614_ROOT$CS614_WORK" "$CS614_ROOT$CS614_TOP"
+	mkdir -p "$CS614_WORK"
 	unshare --mount --propagation private -- /bin/bash -euo pipefail -c '
 		r=$1; shift
 		mount -t proc proc "$r/proc"
@@ -64,6 +64,9 @@ in_root() {
 		mount --rbind /dev "$r/dev"
 		mount -t tmpfs tmpfs "$r/run"
 		mount -t tmpfs tmpfs "$r/tmp"
+		# After the tmpfs mounts, which would hide mount points made under
+		# /tmp or /run (a cache or checkout there).
+		mkdir -p "$r$CS614_WORK" "$r$CS614_TOP"
 		mount --bind "$CS614_WORK" "$r$CS614_WORK"
 		mount --bind "$CS614_TOP" "$r$CS614_TOP"
 		cp /etc/resolv.conf "$r/etc/resolv.conf" 2>/dev/null || true
