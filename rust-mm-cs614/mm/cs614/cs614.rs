@@ -63,20 +63,25 @@ fn user_addr(addr: u64) -> Result<usize> {
     usize::try_from(addr).map_err(|_| EINVAL)
 }
 
-/// `IOCTL_MVE_VMA_TO` and `IOCTL_MVE_VMA` of the calling process, `mm`.
-///
-/// For `IOCTL_MVE_VMA` the new start is written to `to_addr` of the argument. That field is
-/// checked to be writable before anything moves; should it fault afterwards all the same
-/// (another thread unmapped it meanwhile), the move is undone and `EFAULT` returned.
-fn ioctl_move(mm: &MmWithUser, arg: usize, cmd: u32) -> Result<isize> {
+/// `IOCTL_MVE_VMA_TO`: moves the VMA of `mm`, the caller's, to the given address.
+fn ioctl_move_to(mm: &MmWithUser, arg: usize) -> Result<isize> {
     let [vma_addr, to_addr] = read_arg::<MoveArgWords>(UserPtr::from_addr(arg))?;
-    let vma_addr = user_addr(vma_addr)?;
+    move_vma(
+        mm,
+        user_addr(vma_addr)?,
+        Destination::At(user_addr(to_addr)?),
+    )?;
+    Ok(0)
+}
 
-    if cmd == IOCTL_MVE_VMA_TO {
-        move_vma(mm, vma_addr, Destination::At(user_addr(to_addr)?))?;
-        return Ok(0);
-    }
-
+/// `IOCTL_MVE_VMA`: moves the VMA of `mm`, the caller's, to the first hole after it that fits,
+/// and writes the new start to `to_addr` of the argument.
+///
+/// That field is checked to be writable before anything moves; should writing it fault
+/// afterwards all the same (another thread unmapped it meanwhile), the move is undone and
+/// `EFAULT` returned.
+fn ioctl_move_first_hole(mm: &MmWithUser, arg: usize) -> Result<isize> {
+    let [vma_addr, to_addr] = read_arg::<MoveArgWords>(UserPtr::from_addr(arg))?;
     // `to_addr` is the second word of `struct cs614_move_vma`.
     let result = UserPtr::from_addr(arg.checked_add(size_of::<u64>()).ok_or(EFAULT)?);
     let write_result = |value: u64| {
@@ -84,8 +89,9 @@ fn ioctl_move(mm: &MmWithUser, arg: usize, cmd: u32) -> Result<isize> {
             .writer()
             .write(&value)
     };
+
     write_result(to_addr)?;
-    let moved = move_vma(mm, vma_addr, Destination::FirstHoleAfter)?;
+    let moved = move_vma(mm, user_addr(vma_addr)?, Destination::FirstHoleAfter)?;
     if let Err(err) = write_result(moved.new_start as u64) {
         if move_vma(mm, moved.new_start, Destination::At(moved.old_start)).is_err() {
             pr_warn!("cs614: could not undo a move whose result could not be written\n");
@@ -113,7 +119,11 @@ impl MiscDevice for Cs614File {
             IOCTL_MVE_VMA_TO | IOCTL_MVE_VMA => {
                 let task = current!();
                 let mm = task.mm().ok_or(EINVAL)?;
-                ioctl_move(mm, raw_arg, cmd)
+                if cmd == IOCTL_MVE_VMA_TO {
+                    ioctl_move_to(mm, raw_arg)
+                } else {
+                    ioctl_move_first_hole(mm, raw_arg)
+                }
             }
             // The operations below are not implemented yet, but an unreadable argument is
             // already reported as such.
