@@ -6,6 +6,7 @@
 #   make check           ... and run the cs614 kselftests in virtme-ng (TAP)
 #   make check FLAVOUR=debug   the same with KASAN, lockdep and DEBUG_VM
 #   make bench           ... and run the cs614 benchmarks in one boot
+#   make lint            checkpatch --strict, rustfmt --check and CLIPPY=1 on our changes
 #   make shell           boot the built kernel with an interactive shell
 #
 # Variables: FLAVOUR=default|debug, TOOLCHAIN=root|host, BASE=linux-source-X.Y,
@@ -14,7 +15,7 @@
 SHELL := /bin/bash
 export FLAVOUR TOOLCHAIN BASE CS614_CACHE KVM T BOOT_TIMEOUT JOBS BENCH
 
-.PHONY: all build check bench shell toolchain fetch prepare devtree export-patches clean distclean
+.PHONY: all build check bench lint shell toolchain fetch prepare devtree export-patches clean distclean
 
 all: build
 
@@ -29,6 +30,10 @@ bench:
 
 shell:
 	@bash scripts/shell.sh
+
+# checkpatch --strict, rustfmt and clippy on what the series changes.
+lint:
+	@bash scripts/lint.sh
 
 toolchain:
 	@bash scripts/toolchain.sh
