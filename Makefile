@@ -33,7 +33,7 @@ shell:
 
 # checkpatch --strict, rustfmt and clippy on what the series changes.
 lint:
-	@bash scripts/lint.sh
+	@bash scripts/cs614.sh lint
 
 toolchain:
 	@bash scripts/toolchain.sh

@@ -6,6 +6,7 @@
 #   cs614.sh build   toolchain, base source, prepared tree, kernel
 #   cs614.sh check   build, then the cs614 kselftests in virtme-ng
 #   cs614.sh bench   build, then the cs614 benchmarks in virtme-ng
+#   cs614.sh lint    build, then checkpatch, rustfmt and clippy
 . "$(dirname "$0")/lib.sh"
 
 S=$CS614_TOP/scripts
@@ -34,5 +35,9 @@ bench)
 	build
 	BENCH=1 stage bench bash "$S/check.sh"
 	;;
-*) die "usage: cs614.sh build|check|bench" ;;
+lint)
+	build
+	stage lint bash "$S/lint.sh"
+	;;
+*) die "usage: cs614.sh build|check|bench|lint" ;;
 esac
