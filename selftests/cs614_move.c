@@ -73,6 +73,7 @@ FIXTURE_TEARDOWN(move)
 TEST_F(move, course_move_to)
 {
 	char *ptr1, *ptr2, *ptr3, *to, *start, *hint;
+	uintptr_t vstart, vend;
 	size_t len;
 
 	/*
@@ -92,9 +93,9 @@ TEST_F(move, course_move_to)
 	 * Adjacent anonymous mappings merge, so the VMA that moves may hold
 	 * all three pages: 'A' keeps its offset within it.
 	 */
-	start = (char *)cs614_vma_start(ptr2);
-	ASSERT_NE(NULL, start);
-	len = cs614_vma_end(ptr2) - (uintptr_t)start;
+	ASSERT_TRUE(cs614_vma_bounds(ptr2, &vstart, &vend));
+	start = (char *)vstart;
+	len = vend - vstart;
 	to = ptr2 + 2 * MB;
 	ASSERT_FALSE(cs614_any_mapped(to, len));
 
@@ -112,6 +113,7 @@ TEST_F(move, course_move_first_hole)
 {
 	struct cs614_move_vma arg = { 0 };
 	char *ptr1, *ptr2, *ptr3, *to, *start, *end;
+	uintptr_t vstart, vend;
 	size_t len;
 
 	ptr1 = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -121,9 +123,9 @@ TEST_F(move, course_move_first_hole)
 	ASSERT_NE(MAP_FAILED, ptr2);
 	ASSERT_NE(MAP_FAILED, ptr3);
 	ptr2[0] = 'A';
-	start = (char *)cs614_vma_start(ptr2);
-	end = (char *)cs614_vma_end(ptr2);
-	ASSERT_NE(NULL, start);
+	ASSERT_TRUE(cs614_vma_bounds(ptr2, &vstart, &vend));
+	start = (char *)vstart;
+	end = (char *)vend;
 	len = end - start;
 	arg.vma_addr = (uintptr_t)ptr2;
 

@@ -156,28 +156,17 @@ static inline bool cs614_maps_line(const void *addr, char *line, size_t size)
 	return found;
 }
 
-/* The start of the VMA containing addr, or 0. */
-static inline uintptr_t cs614_vma_start(const void *addr)
+/* The bounds of the VMA containing addr; false if there is none. */
+static inline bool cs614_vma_bounds(const void *addr, uintptr_t *start, uintptr_t *end)
 {
 	char line[512];
-	unsigned long start, end;
+	unsigned long s, e;
 
-	if (!cs614_maps_line(addr, line, sizeof(line)) ||
-	    sscanf(line, "%lx-%lx", &start, &end) != 2)
-		return 0;
-	return start;
-}
-
-/* The end of the VMA containing addr, or 0. */
-static inline uintptr_t cs614_vma_end(const void *addr)
-{
-	char line[512];
-	unsigned long start, end;
-
-	if (!cs614_maps_line(addr, line, sizeof(line)) ||
-	    sscanf(line, "%lx-%lx", &start, &end) != 2)
-		return 0;
-	return end;
+	if (!cs614_maps_line(addr, line, sizeof(line)) || sscanf(line, "%lx-%lx", &s, &e) != 2)
+		return false;
+	*start = s;
+	*end = e;
+	return true;
 }
 
 /* The permissions ("rw-p") of the VMA containing addr. */
