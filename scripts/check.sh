@@ -34,11 +34,13 @@ boot() {
 	if [ "${KVM:-0}" = 1 ]; then accel=; fi
 	rm -rf "$run"
 	mkdir -p "$run"
+	# Both streams through a pipe: QEMU reopens its stdio by path, which
+	# would truncate a log file that our stdout or stderr is redirected to.
 	# shellcheck disable=SC2086
 	in_root timeout --kill-after=15 "$BOOT_TIMEOUT" \
 		vng --run "$build/arch/x86/boot/bzImage" $accel --disable-microvm --cpus 2 --memory 4G \
 		--rwdir "$run" \
-		--exec "$CS614_TOP/scripts/guest-run.sh $install $run $mode $T" </dev/null |
+		--exec "$CS614_TOP/scripts/guest-run.sh $install $run $mode $T" </dev/null 2>&1 |
 		tee "$run.console" || log "virtme-ng exited with status $?"
 }
 
