@@ -9,16 +9,17 @@
 . "$(dirname "$0")/lib.sh"
 
 SUITE=trixie
-# Everything the kernel build, the selftests and the virtme-ng boot need.
+# Everything the kernel build, the selftests (cs614's and mm's: libcap,
+# libnuma) and the virtme-ng boot need.
 # iproute2, udev, procps and systemd-sysv are required by virtme-ng's guest init.
 PACKAGES="
 	rustc rust-src rustfmt rust-clippy bindgen
 	clang lld llvm libclang-dev gcc libc6-dev make flex bison bc
 	libelf-dev libssl-dev cpio kmod python3 perl rsync git xz-utils zstd ccache
 	qemu-system-x86 virtme-ng iproute2 udev procps systemd-sysv busybox-static
-	ca-certificates
+	ca-certificates libcap-dev libnuma-dev
 "
-STAMP="suite=$SUITE v=3 pkgs=$(echo $PACKAGES)"
+STAMP="suite=$SUITE v=4 pkgs=$(echo $PACKAGES)"
 
 if [ "$TOOLCHAIN" = host ]; then
 	log "TOOLCHAIN=host: using the host's tools (checked by 'make rustavailable')"
