@@ -7,15 +7,16 @@
 #   make check FLAVOUR=debug   the same with KASAN, lockdep and DEBUG_VM
 #   make bench           ... and run the cs614 benchmarks in one boot
 #   make lint            checkpatch --strict, rustfmt --check and CLIPPY=1 on our changes
+#   make check-mm        mm's own selftests here and on the unpatched base: no regression
 #   make shell           boot the built kernel with an interactive shell
 #
 # Variables: FLAVOUR=default|debug, TOOLCHAIN=root|host, BASE=linux-source-X.Y,
 # CS614_CACHE=DIR (default ~/.cache/cs614), KVM=1, T=TEST, BOOT_TIMEOUT=SECONDS, JOBS=N.
 
 SHELL := /bin/bash
-export FLAVOUR TOOLCHAIN BASE CS614_CACHE KVM T BOOT_TIMEOUT JOBS BENCH
+export FLAVOUR TOOLCHAIN BASE CS614_CACHE KVM T BOOT_TIMEOUT JOBS BENCH MM_TESTS
 
-.PHONY: all build check bench lint shell toolchain fetch prepare devtree export-patches clean distclean
+.PHONY: all build check bench lint check-mm shell toolchain fetch prepare devtree export-patches clean distclean
 
 all: build
 
@@ -30,6 +31,10 @@ bench:
 
 shell:
 	@bash scripts/shell.sh
+
+# mm's own selftests (MM_TESTS) on this kernel and on the stock base: same results?
+check-mm:
+	@bash scripts/cs614.sh check-mm
 
 # checkpatch --strict, rustfmt and clippy on what the series changes.
 lint:

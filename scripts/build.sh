@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # Configure and build the prepared tree into $CS614_WORK/build-$FLAVOUR.
+# FLAVOUR=stock builds the unpatched base ($CS614_WORK/stock) instead.
 #
 # The configuration is allnoconfig + configs/base.config (+ configs/$FLAVOUR.config)
 # merged by the kernel's own scripts/kconfig/merge_config.sh. It is generated
@@ -15,6 +16,16 @@ build=$CS614_WORK/build-$FLAVOUR
 fragments=("$CS614_TOP/configs/base.config")
 case "$FLAVOUR" in
 default) ;;
+stock)
+	# The unpatched base with the same configuration, for comparing the
+	# kernel's own mm selftests ('make check-mm').
+	linux=$CS614_WORK/stock
+	if [ ! -e "$linux/.git" ]; then
+		git -C "$CS614_WORK/base" worktree prune
+		git -C "$CS614_WORK/base" worktree add -q --detach "$linux" cs614-base
+	fi
+	git -C "$linux" reset -q --hard cs614-base
+	;;
 *)
 	[ -f "$CS614_TOP/configs/$FLAVOUR.config" ] ||
 		die "unknown FLAVOUR=$FLAVOUR (no configs/$FLAVOUR.config)"
@@ -37,6 +48,8 @@ configure() {
 			CONFIG_*=*) name=${line%%=*} want=${line#*=} ;;
 			*) continue ;;
 			esac
+			# The stock base has no cs614.
+			if [ "$FLAVOUR" = stock ] && [ "$name" = CONFIG_CS614 ]; then continue; fi
 			got=$(grep -E "^$name=|^# $name is not set" "$scratch/.config" || true)
 			if [ "$want" = n ]; then
 				case "$got" in "" | "# $name is not set") continue ;; esac

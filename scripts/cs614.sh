@@ -7,6 +7,7 @@
 #   cs614.sh check   build, then the cs614 kselftests in virtme-ng
 #   cs614.sh bench   build, then the cs614 benchmarks in virtme-ng
 #   cs614.sh lint    build, then checkpatch, rustfmt and clippy
+#   cs614.sh check-mm  build this and the stock base, compare mm's own selftests
 . "$(dirname "$0")/lib.sh"
 
 S=$CS614_TOP/scripts
@@ -39,5 +40,10 @@ lint)
 	build
 	stage lint bash "$S/lint.sh"
 	;;
-*) die "usage: cs614.sh build|check|bench|lint" ;;
+check-mm)
+	build
+	FLAVOUR=stock stage build-stock bash "$S/build.sh"
+	stage check-mm bash "$S/check-mm.sh"
+	;;
+*) die "usage: cs614.sh build|check|bench|lint|check-mm" ;;
 esac

@@ -2,10 +2,12 @@
 # SPDX-License-Identifier: GPL-2.0
 # Runs inside the virtme-ng guest: the installed cs614 kselftests, then the
 # kernel log. Usage: guest-run.sh KSELFTEST_INSTALL_DIR OUTPUT_DIR tests|bench [TEST]
+#                   guest-run.sh KSELFTEST_INSTALL_DIR OUTPUT_DIR mm MM_TEST...
 install=$1
 out=$2
 mode=$3
-test=${4:-}
+shift 3
+test=${1:-}
 
 echo "cs614 guest: $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ {print $2 " kB"}' /proc/meminfo)"
 echo "cs614 guest: boot to first test $(cut -d' ' -f1 /proc/uptime)s"
@@ -18,7 +20,19 @@ if [ "$(readlink /dev/stdout)" != /proc/self/fd/1 ]; then
 	ln -sfn /proc/self/fd/1 /dev/stdout
 fi
 : >"$log"
-if [ "$mode" = bench ]; then
+if [ "$mode" = mm ]; then
+	# Each mm selftest on its own, its totals (or exit status) recorded.
+	cd mm || exit 1
+	for t in "$@"; do
+		echo "# mm/$t" >>"$log"
+		timeout 1200 "./$t" >/tmp/cs614-mm.log 2>&1
+		rc=$?
+		cat /tmp/cs614-mm.log >>"$log"
+		totals=$(grep -E '^# Totals: ' /tmp/cs614-mm.log | tail -n1 | sed 's/^# Totals: //')
+		echo "$t: ${totals:-no totals} exit=$rc" >>/tmp/cs614-mm-results
+	done
+	cp /tmp/cs614-mm-results "$out/mm-results"
+elif [ "$mode" = bench ]; then
 	for b in cs614/*_bench; do
 		echo "# $b" >>"$log"
 		"./$b" >>"$log" 2>&1

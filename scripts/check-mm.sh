@@ -1,0 +1,49 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Regression check of mm's own selftests: run the same selection on the
+# patched kernel (FLAVOUR, default 'default') and on the unpatched base
+# built with the same configuration (FLAVOUR=stock), one boot each, and
+# fail if any test's totals differ between the two.
+#
+#   MM_TESTS="..."  the tests to run (default below), binaries of
+#                   tools/testing/selftests/mm
+. "$(dirname "$0")/lib.sh"
+
+MM_TESTS=${MM_TESTS:-"mremap_test merge split_huge_page_test khugepaged uffd-unit-tests cow"}
+export BOOT_TIMEOUT=${BOOT_TIMEOUT:-3600}
+flavours=("$FLAVOUR" stock)
+
+run_flavour() {
+	local f=$1 tree=$CS614_WORK/linux build=$CS614_WORK/build-$1
+	local install=$build/kselftest/mm_install run=$CS614_WORK/run-mm-$1
+	if [ "$f" = stock ]; then tree=$CS614_WORK/stock; fi
+	[ -f "$build/arch/x86/boot/bzImage" ] || die "no kernel built for FLAVOUR=$f"
+
+	rm -rf "$install" "$run"
+	mkdir -p "$run"
+	in_root make -s -C "$tree" O="$build" LLVM=1 -j"$JOBS" TARGETS=mm \
+		KSFT_INSTALL_PATH="$install" kselftest-install >"$build/mm-kselftest.log" 2>&1 ||
+		{ tail -n 30 "$build/mm-kselftest.log" >&2; die "building the mm selftests failed ($f)"; }
+	in_root timeout --kill-after=15 "$BOOT_TIMEOUT" \
+		vng --run "$build/arch/x86/boot/bzImage" --disable-kvm --disable-microvm \
+		--cpus 2 --memory 4G --rwdir "$run" \
+		--exec "$CS614_TOP/scripts/guest-run.sh $install $run mm $MM_TESTS" \
+		</dev/null 2>&1 | tee "$run.console" >/dev/null || true
+	[ -f "$run/finished" ] || die "the $f guest did not finish (timeout ${BOOT_TIMEOUT}s or crash)"
+}
+
+for f in "${flavours[@]}"; do
+	stage "mm-$f" run_flavour "$f"
+done
+
+differ=0
+printf '%-24s %-44s %s\n' test "$FLAVOUR" stock
+for t in $MM_TESTS; do
+	a=$(grep "^$t: " "$CS614_WORK/run-mm-$FLAVOUR/mm-results" | cut -d' ' -f2-)
+	b=$(grep "^$t: " "$CS614_WORK/run-mm-stock/mm-results" | cut -d' ' -f2-)
+	mark=
+	if [ "$a" != "$b" ]; then mark='  <-- differs'; differ=1; fi
+	printf '%-24s %-44s %s%s\n' "$t" "${a:-missing}" "${b:-missing}" "$mark"
+done
+[ "$differ" = 0 ] || die "mm selftests differ from the stock base"
+log "mm selftests: same results as the stock base"
