@@ -24,11 +24,8 @@ run_flavour() {
 	in_root make -s -C "$tree" O="$build" LLVM=1 -j"$JOBS" TARGETS=mm \
 		KSFT_INSTALL_PATH="$install" kselftest-install >"$build/mm-kselftest.log" 2>&1 ||
 		{ tail -n 30 "$build/mm-kselftest.log" >&2; die "building the mm selftests failed ($f)"; }
-	in_root timeout --kill-after=15 "$BOOT_TIMEOUT" \
-		vng --run "$build/arch/x86/boot/bzImage" --disable-kvm --disable-microvm \
-		--cpus 2 --memory 4G --rwdir "$run" \
-		--exec "$CS614_TOP/scripts/guest-run.sh $install $run mm $MM_TESTS" \
-		</dev/null 2>&1 | tee "$run.console" >/dev/null || true
+	vng_exec "$build/arch/x86/boot/bzImage" "$run" \
+		"$CS614_TOP/scripts/guest-run.sh $install $run mm $MM_TESTS" >/dev/null
 	[ -f "$run/finished" ] || die "the $f guest did not finish (timeout ${BOOT_TIMEOUT}s or crash)"
 }
 

@@ -17,6 +17,8 @@ install=$build/kselftest/kselftest_install
 run=$CS614_WORK/run-$FLAVOUR
 BOOT_TIMEOUT=${BOOT_TIMEOUT:-1200}
 T=${T:-}
+# What in the guest's kernel log fails a run.
+SPLAT='BUG:|WARNING:|Oops|KASAN|possible recursive locking|circular locking|rcu_sched self-detected stall|Call Trace'
 mode=tests
 if [ "${BENCH:-0}" = 1 ]; then mode=bench; fi
 [ -f "$build/arch/x86/boot/bzImage" ] || die "no kernel built for FLAVOUR=$FLAVOUR: run 'make build'"
@@ -30,18 +32,10 @@ selftests() {
 }
 
 boot() {
-	local accel=--disable-kvm
-	if [ "${KVM:-0}" = 1 ]; then accel=; fi
 	rm -rf "$run"
 	mkdir -p "$run"
-	# Both streams through a pipe: QEMU reopens its stdio by path, which
-	# would truncate a log file that our stdout or stderr is redirected to.
-	# shellcheck disable=SC2086
-	in_root timeout --kill-after=15 "$BOOT_TIMEOUT" \
-		vng --run "$build/arch/x86/boot/bzImage" $accel --disable-microvm --cpus 2 --memory 4G \
-		--rwdir "$run" \
-		--exec "$CS614_TOP/scripts/guest-run.sh $install $run $mode $T" </dev/null 2>&1 |
-		tee "$run.console" || log "virtme-ng exited with status $?"
+	vng_exec "$build/arch/x86/boot/bzImage" "$run" \
+		"$CS614_TOP/scripts/guest-run.sh $install $run $mode $T"
 }
 
 verdict() {
@@ -64,12 +58,10 @@ verdict() {
 	if [ "$top_fail" -gt "$fail" ]; then
 		fail=$top_fail
 	fi
-	splats=$(grep -E 'BUG:|WARNING:|Oops|KASAN|possible recursive locking|circular locking|rcu_sched self-detected stall|Call Trace' \
-		"$run/dmesg.log" || true)
+	splats=$(grep -E "$SPLAT" "$run/dmesg.log" || true)
 	if [ -n "$splats" ]; then
 		log "guest kernel log shows a splat:"
-		grep -E -B5 -A30 'BUG:|WARNING:|Oops|KASAN|possible recursive locking|circular locking|rcu_sched self-detected stall|Call Trace' \
-			"$run/dmesg.log" | head -n 120 >&2
+		grep -E -B5 -A30 "$SPLAT" "$run/dmesg.log" | head -n 120 >&2
 	fi
 	if [ "$mode" = bench ]; then
 		[ -z "$splats" ] || die "kernel splat in the guest's log ($run/dmesg.log)"

@@ -79,3 +79,18 @@ in_root() {
 			"$@"
 	' cs614-root "$CS614_ROOT" "$@"
 }
+
+# vng_exec IMAGE RUNDIR COMMAND: boot IMAGE with virtme-ng (TCG unless
+# KVM=1; 2 vCPUs, 4 GiB), RUNDIR writable in the guest, run COMMAND there
+# and give up after BOOT_TIMEOUT seconds. The console goes to stdout and to
+# RUNDIR.console. Both streams pass through a pipe: QEMU reopens its stdio
+# by path, which would truncate a log file they were redirected to.
+vng_exec() {
+	local image=$1 rundir=$2 cmd=$3 accel=--disable-kvm
+	if [ "${KVM:-0}" = 1 ]; then accel=; fi
+	# shellcheck disable=SC2086
+	in_root timeout --kill-after=15 "${BOOT_TIMEOUT:-1200}" \
+		vng --run "$image" $accel --disable-microvm --cpus 2 --memory 4G \
+		--rwdir "$rundir" --exec "$cmd" </dev/null 2>&1 |
+		tee "$rundir.console" || log "virtme-ng exited with status $?"
+}
