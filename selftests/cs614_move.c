@@ -301,36 +301,61 @@ TEST_F(move, memfd_shared)
 	close(mfd);
 }
 
-TEST_F(move, shared_anonymous)
+/* Private, shared, read-only and PROT_NONE anonymous VMAs keep contents and protections. */
+FIXTURE(kinds)
 {
-	size_t len = 16 * self->page;
-	char *src = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	int fd;
+};
 
-	ASSERT_NE(MAP_FAILED, src);
-	cs614_fill_pattern(src, len, 3);
-	move_and_check(_metadata, self->fd, src, len, true);
+FIXTURE_VARIANT(kinds)
+{
+	int map_flags;
+	int prot;	/* set after filling */
+	bool readable;
+};
+
+FIXTURE_VARIANT_ADD(kinds, shared_anonymous)
+{
+	.map_flags = MAP_SHARED | MAP_ANONYMOUS,
+	.prot = PROT_READ | PROT_WRITE,
+	.readable = true,
+};
+
+FIXTURE_VARIANT_ADD(kinds, read_only)
+{
+	.map_flags = MAP_PRIVATE | MAP_ANONYMOUS,
+	.prot = PROT_READ,
+	.readable = true,
+};
+
+FIXTURE_VARIANT_ADD(kinds, prot_none)
+{
+	.map_flags = MAP_PRIVATE | MAP_ANONYMOUS,
+	.prot = PROT_NONE,
+	.readable = false,
+};
+
+FIXTURE_SETUP(kinds)
+{
+	self->fd = open("/dev/cs614", O_RDWR);
+	ASSERT_LE(0, self->fd);
+	ASSERT_EQ(0, cs614_install_segv_handler());
 }
 
-TEST_F(move, read_only)
+FIXTURE_TEARDOWN(kinds)
 {
-	size_t len = 16 * self->page;
-	char *src = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	ASSERT_NE(MAP_FAILED, src);
-	cs614_fill_pattern(src, len, 3);
-	ASSERT_EQ(0, mprotect(src, len, PROT_READ));
-	move_and_check(_metadata, self->fd, src, len, true);
+	close(self->fd);
 }
 
-TEST_F(move, prot_none)
+TEST_F(kinds, contents_and_protection)
 {
-	size_t len = 16 * self->page;
-	char *src = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	size_t len = 16 * sysconf(_SC_PAGESIZE);
+	char *src = mmap(NULL, len, PROT_READ | PROT_WRITE, variant->map_flags, -1, 0);
 
 	ASSERT_NE(MAP_FAILED, src);
 	cs614_fill_pattern(src, len, 3);
-	ASSERT_EQ(0, mprotect(src, len, PROT_NONE));
-	move_and_check(_metadata, self->fd, src, len, false);
+	ASSERT_EQ(0, mprotect(src, len, variant->prot));
+	move_and_check(_metadata, self->fd, src, len, variant->readable);
 }
 
 /* Failures return -1 with errno and leave /proc/self/maps byte-identical. */

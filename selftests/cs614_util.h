@@ -51,30 +51,30 @@ static inline bool cs614_faults(const void *addr)
 	return faulted;
 }
 
-/* Is any page of [addr, addr + len) mapped? mincore() fails on unmapped pages. */
-static inline bool cs614_any_mapped(const void *addr, size_t len)
+/* How many pages of [addr, addr + len) are mapped? mincore() fails on unmapped ones. */
+static inline size_t cs614_mapped_pages(const void *addr, size_t len)
 {
 	long pg = sysconf(_SC_PAGESIZE);
 	uintptr_t p = (uintptr_t)addr & ~(pg - 1);
 	unsigned char vec;
+	size_t n = 0;
 
 	for (; p < (uintptr_t)addr + len; p += pg)
-		if (!mincore((void *)p, pg, &vec))
-			return true;
-	return false;
+		n += !mincore((void *)p, pg, &vec);
+	return n;
 }
 
-/* Is every page of [addr, addr + len) mapped? */
+static inline bool cs614_any_mapped(const void *addr, size_t len)
+{
+	return cs614_mapped_pages(addr, len) > 0;
+}
+
 static inline bool cs614_all_mapped(const void *addr, size_t len)
 {
 	long pg = sysconf(_SC_PAGESIZE);
-	uintptr_t p = (uintptr_t)addr & ~(pg - 1);
-	unsigned char vec;
+	uintptr_t first = (uintptr_t)addr & ~(pg - 1);
 
-	for (; p < (uintptr_t)addr + len; p += pg)
-		if (mincore((void *)p, pg, &vec))
-			return false;
-	return true;
+	return cs614_mapped_pages(addr, len) == ((uintptr_t)addr + len - first + pg - 1) / pg;
 }
 
 /* The 64-bit word that the pattern with seed has at byte offset off. */
