@@ -14,8 +14,8 @@ if [ -e "$dev/.git" ]; then
 fi
 git -C "$base" worktree prune
 git -C "$base" worktree add -q -B dev "$dev" cs614-base
+patches=$(series_patches)
 while read -r p; do
-	case "$p" in '' | '#'*) continue ;; esac
-	git -C "$dev" am -q "$CS614_TOP/patches/$p" || die "patch $p does not apply"
-done <"$CS614_TOP/patches/series"
+	git -C "$dev" am -q "$p" || die "patch $(basename "$p") does not apply"
+done <<<"$patches"
 log "developer tree ready: $dev"

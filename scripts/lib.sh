@@ -42,6 +42,17 @@ stage() {
 	return "$rc"
 }
 
+# series_patches: the patch files named by patches/series, in order, one
+# path a line (blank lines and '#' comments skipped); fails on a missing one.
+series_patches() {
+	local p
+	while read -r p; do
+		case "$p" in '' | '#'*) continue ;; esac
+		[ -f "$CS614_TOP/patches/$p" ] || die "patches/series names missing patch $p"
+		echo "$CS614_TOP/patches/$p"
+	done <"$CS614_TOP/patches/series"
+}
+
 need_root() {
 	[ "$(id -u)" = 0 ] || die "$1 needs root (debootstrap, chroot, unshare)"
 }

@@ -13,17 +13,17 @@ build=$CS614_WORK/build-$FLAVOUR
 fail=0
 
 checkpatch() {
-	local p out
+	local p out patches
+	patches=$(series_patches)
 	while read -r p; do
-		case "$p" in '' | '#'*) continue ;; esac
 		out=$(in_root perl "$linux/scripts/checkpatch.pl" --strict --no-tree -q \
-			--ignore FILE_PATH_CHANGES "$CS614_TOP/patches/$p" || true)
+			--ignore FILE_PATH_CHANGES "$p" || true)
 		if [ -n "$out" ]; then
-			log "checkpatch: $p"
+			log "checkpatch: $(basename "$p")"
 			echo "$out"
 			fail=1
 		fi
-	done <"$CS614_TOP/patches/series"
+	done <<<"$patches"
 }
 
 rustfmt_check() {

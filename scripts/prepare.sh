@@ -24,13 +24,12 @@ g checkout -q -f -B cs614-prepared cs614-base
 g clean -q -fdx
 
 n=0
+patches=$(series_patches)
 while read -r p; do
-	case "$p" in '' | '#'*) continue ;; esac
-	[ -f "$CS614_TOP/patches/$p" ] || die "patches/series names missing patch $p"
-	g am -q --committer-date-is-author-date "$CS614_TOP/patches/$p" ||
-		die "patch $p does not apply to $(sed -n 2p "$CS614_WORK/base.stamp")"
+	g am -q --committer-date-is-author-date "$p" ||
+		die "patch $(basename "$p") does not apply to $(sed -n 2p "$CS614_WORK/base.stamp")"
 	n=$((n + 1))
-done <"$CS614_TOP/patches/series"
+done <<<"$patches"
 
 cp -a "$CS614_TOP/rust-mm-cs614/." "$base/"
 mkdir -p "$base/tools/testing/selftests/cs614"
