@@ -6,10 +6,7 @@
 //! declared in `include/uapi/linux/cs614.h`, and through the flag
 //! `/sys/kernel/kobject_cs614/promote`.
 
-use core::{
-    fmt::Write,
-    sync::atomic::{AtomicBool, Ordering},
-};
+use core::fmt::Write;
 use kernel::{
     current,
     fs::File,
@@ -23,8 +20,10 @@ use kernel::{
     uapi,
 };
 
+mod promote;
 mod vma_move;
 
+use promote::Registrations;
 use vma_move::{move_vma, Destination};
 
 module! {
@@ -103,17 +102,26 @@ fn ioctl_move_first_hole(mm: &MmWithUser, arg: usize) -> Result<isize> {
 
 /// An open file of `/dev/cs614`.
 #[pin_data]
-struct Cs614File {}
+struct Cs614File {
+    /// The mms registered for promotion through this file, until it is released.
+    #[pin]
+    registrations: Registrations,
+}
 
 #[vtable]
 impl MiscDevice for Cs614File {
     type Ptr = Pin<KBox<Self>>;
 
     fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
-        KBox::try_pin_init(try_pin_init!(Self {}), GFP_KERNEL)
+        KBox::try_pin_init(
+            try_pin_init!(Self {
+                registrations <- Registrations::new(),
+            }),
+            GFP_KERNEL,
+        )
     }
 
-    fn ioctl(_me: Pin<&Cs614File>, _file: &File, cmd: u32, raw_arg: usize) -> Result<isize> {
+    fn ioctl(me: Pin<&Cs614File>, _file: &File, cmd: u32, raw_arg: usize) -> Result<isize> {
         let arg = UserPtr::from_addr(raw_arg);
         match cmd {
             IOCTL_MVE_VMA_TO | IOCTL_MVE_VMA => {
@@ -125,9 +133,15 @@ impl MiscDevice for Cs614File {
                     ioctl_move_first_hole(mm, raw_arg)
                 }
             }
-            // The operations below are not implemented yet, but an unreadable argument is
-            // already reported as such.
-            IOCTL_PROMOTE_VMA => Err(EOPNOTSUPP),
+            // The argument, a pointer to an unsigned int, carries nothing: it is never read, so
+            // any value, NULL or unmapped included, is accepted.
+            IOCTL_PROMOTE_VMA => {
+                let task = current!();
+                let mm = task.mm().ok_or(EINVAL)?;
+                me.registrations.register(mm)?;
+                Ok(0)
+            }
+            // Not implemented yet, but an unreadable argument is already reported as such.
             IOCTL_COMPACT_VMA => {
                 read_arg::<CompactArgWords>(arg)?;
                 Err(EOPNOTSUPP)
@@ -137,10 +151,10 @@ impl MiscDevice for Cs614File {
     }
 }
 
-/// The flag `/sys/kernel/kobject_cs614/promote`: `1` while a promotion round runs.
-struct PromoteFlag {
-    value: AtomicBool,
-}
+/// The flag `/sys/kernel/kobject_cs614/promote`: writing `1` requests a promotion round; it
+/// reads `1` until that round is over. Writing `0` is accepted and changes nothing: a round
+/// cannot be cancelled.
+struct PromoteFlag;
 
 /// Parses a write to a 0/1 flag.
 ///
@@ -164,13 +178,14 @@ fn parse_flag(input: &[u8]) -> Option<bool> {
 #[vtable]
 impl AttributeOps for PromoteFlag {
     fn show(&self, buf: &mut ShowBuffer<'_>) -> Result {
-        let value = u8::from(self.value.load(Ordering::Acquire));
+        let value = u8::from(promote::round_pending());
         writeln!(buf, "{value}").map_err(|_| EINVAL)
     }
 
     fn store(&self, input: &[u8]) -> Result {
-        let value = parse_flag(input).ok_or(EINVAL)?;
-        self.value.store(value, Ordering::Release);
+        if parse_flag(input).ok_or(EINVAL)? {
+            promote::request_round();
+        }
         Ok(())
     }
 }
@@ -185,6 +200,8 @@ struct Cs614Module {
 
 impl kernel::InPlaceModule for Cs614Module {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        // SAFETY: Called once, before anything else of the module runs.
+        unsafe { promote::init() };
         try_pin_init!(Self {
             _miscdev <- MiscDeviceRegistration::register(MiscDeviceOptions {
                 name: c"cs614",
@@ -194,9 +211,7 @@ impl kernel::InPlaceModule for Cs614Module {
                 Kobject::create_and_add(c"kobject_cs614", Kobject::kernel().ok_or(ENODEV)?)?,
                 c"promote",
                 0o644,
-                PromoteFlag {
-                    value: AtomicBool::new(false),
-                },
+                PromoteFlag,
             ),
         })
     }
