@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Helpers shared by the cs614 selftests: fault probing, data patterns,
- * /proc/self/maps and smaps parsing, THP mode switching.
+ * /proc/self/maps and smaps parsing, THP mode switching, pagemap and
+ * kpageflags, vmstat, promotion rounds.
  */
 #ifndef CS614_UTIL_H
 #define CS614_UTIL_H
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -279,6 +281,188 @@ static inline void cs614_thp_restore(void)
 			perror("restoring " CS614_THP_PATH);
 		close(fd);
 	}
+}
+
+#define CS614_PROMOTE_PATH "/sys/kernel/kobject_cs614/promote"
+
+/*
+ * Requests a promotion round and waits until the flag reads 0 again;
+ * returns 0, or -1 on error or after timeout_ms.
+ */
+static inline int cs614_promote_round(int timeout_ms)
+{
+	char buf[8];
+	int fd, i;
+	ssize_t n;
+
+	fd = open(CS614_PROMOTE_PATH, O_RDWR);
+	if (fd < 0)
+		return -1;
+	if (pwrite(fd, "1", 1, 0) != 1)
+		goto fail;
+	for (i = 0; i < timeout_ms * 10; i++) {
+		n = pread(fd, buf, sizeof(buf) - 1, 0);
+		if (n <= 0)
+			goto fail;
+		buf[n] = '\0';
+		if (!strcmp(buf, "0\n")) {
+			close(fd);
+			return 0;
+		}
+		usleep(100);
+	}
+fail:
+	close(fd);
+	return -1;
+}
+
+/* The /proc/self/pagemap entry of addr; 0 on error. */
+static inline uint64_t cs614_pagemap(const void *addr)
+{
+	uint64_t ent = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &ent, sizeof(ent), (uintptr_t)addr / getpagesize() * sizeof(ent)) !=
+	    sizeof(ent))
+		ent = 0;
+	close(fd);
+	return ent;
+}
+
+#define CS614_PM_PRESENT	(1ULL << 63)
+#define CS614_PM_PFN_MASK	((1ULL << 55) - 1)
+#define CS614_KPF_COMPOUND_HEAD	15
+#define CS614_KPF_THP		22
+
+/* The /proc/kpageflags word of pfn; 0 on error. */
+static inline uint64_t cs614_kpageflags(uint64_t pfn)
+{
+	uint64_t flags = 0;
+	int fd = open("/proc/kpageflags", O_RDONLY);
+
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &flags, sizeof(flags), pfn * sizeof(flags)) != sizeof(flags))
+		flags = 0;
+	close(fd);
+	return flags;
+}
+
+/*
+ * Whether the 2 MiB range at addr (2 MiB aligned) is one transparent huge
+ * page: every 4 KiB page present, backed by consecutive pfns starting at the
+ * head of a THP whose pfn is 2 MiB aligned.
+ */
+static inline bool cs614_is_thp(const void *addr)
+{
+	const size_t nr = (2UL << 20) / getpagesize();
+	uint64_t head = cs614_pagemap(addr), ent;
+	size_t i;
+
+	if (!(head & CS614_PM_PRESENT))
+		return false;
+	head &= CS614_PM_PFN_MASK;
+	if (head % nr || !(cs614_kpageflags(head) & (1ULL << CS614_KPF_THP)) ||
+	    !(cs614_kpageflags(head) & (1ULL << CS614_KPF_COMPOUND_HEAD)))
+		return false;
+	for (i = 1; i < nr; i++) {
+		ent = cs614_pagemap((const char *)addr + i * getpagesize());
+		if (!(ent & CS614_PM_PRESENT) || (ent & CS614_PM_PFN_MASK) != head + i)
+			return false;
+	}
+	return true;
+}
+
+/* The number of 2 MiB ranges in [addr, addr + len) that are THPs; addr aligned. */
+static inline size_t cs614_count_thp(const void *addr, size_t len)
+{
+	size_t off, n = 0;
+
+	for (off = 0; off + (2UL << 20) <= len; off += 2UL << 20)
+		n += cs614_is_thp((const char *)addr + off);
+	return n;
+}
+
+/* The value of counter name in /proc/vmstat; -1 if absent. */
+static inline long cs614_vmstat(const char *name)
+{
+	FILE *f = fopen("/proc/vmstat", "r");
+	size_t len = strlen(name);
+	char line[128];
+	long val = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, name, len) && line[len] == ' ') {
+			val = strtol(line + len + 1, NULL, 10);
+			break;
+		}
+	}
+	fclose(f);
+	return val;
+}
+
+/* The number of kernel threads named name. */
+static inline int cs614_count_kthreads(const char *name)
+{
+	char path[64], stat[512], *p;
+	unsigned long flags;
+	struct dirent *de;
+	int n = 0, i;
+	DIR *d = opendir("/proc");
+	FILE *f;
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		p = fgets(stat, sizeof(stat), f);
+		fclose(f);
+		/* pid (comm) state ppid pgrp session tty_nr tpgid flags ... */
+		if (!p || !(p = strchr(stat, '(')) || strncmp(p + 1, name, strlen(name)) ||
+		    p[1 + strlen(name)] != ')')
+			continue;
+		p += 2 + strlen(name);
+		for (i = 0; i < 6 && p; i++)
+			p = strchr(p + 1, ' ');
+		if (p && sscanf(p, " %lu", &flags) == 1 && (flags & 0x00200000 /* PF_KTHREAD */))
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* The number of partially mapped anonymous 2 MiB folios (deferred split queue). */
+static inline long cs614_partially_mapped_thps(void)
+{
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/stats/"
+			"nr_anon_partially_mapped", "r");
+	long n = -1;
+
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld", &n) != 1)
+		n = -1;
+	fclose(f);
+	return n;
+}
+
+/* The number of pages of [addr, addr + len) present in memory, from pagemap. */
+static inline size_t cs614_present_pages(const void *addr, size_t len)
+{
+	size_t off, n = 0;
+
+	for (off = 0; off < len; off += getpagesize())
+		n += !!(cs614_pagemap((const char *)addr + off) & CS614_PM_PRESENT);
+	return n;
 }
 
 #endif /* CS614_UTIL_H */

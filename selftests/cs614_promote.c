@@ -1,0 +1,623 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * cs614 part 2: IOCTL_PROMOTE_VMA registers the mm, writing 1 to the promote
+ * flag runs a round of the cs614_promote thread that turns every fully
+ * populated, 2 MiB-aligned range of private anonymous memory into a THP, and
+ * a VMA split demotes exactly the THPs it cuts.
+ *
+ * THP is set to "never" so that every huge page seen is cs614's; hugeness is
+ * read from pagemap + kpageflags and smaps, splits from /proc/vmstat.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/cs614.h>
+
+#include "../kselftest_harness.h"
+#include "cs614_util.h"
+
+#define KB		1024UL
+#define MB		(1024 * KB)
+#define HPAGE		(2 * MB)
+#define ROUND_MS	60000
+
+/*
+ * Maps len bytes of private anonymous memory at a 2 MiB-aligned address + off,
+ * as one VMA with nothing mapped around it.
+ */
+static char *map_at_offset(size_t len, size_t off, int prot)
+{
+	size_t span = len + off + 2 * HPAGE;
+	char *p = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *start;
+
+	if (p == MAP_FAILED)
+		return NULL;
+	start = (char *)(((uintptr_t)p + HPAGE) & ~(HPAGE - 1)) + off;
+	munmap(p, span);
+	p = mmap(start, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	return p == start ? p : NULL;
+}
+
+static char *map_aligned(size_t len)
+{
+	return map_at_offset(len, 0, PROT_READ | PROT_WRITE);
+}
+
+/* Writes one pattern word into every page, so that each page is populated. */
+static void touch_pages(char *p, size_t len, uint64_t seed)
+{
+	size_t off;
+
+	for (off = 0; off < len; off += getpagesize())
+		*(uint64_t *)(p + off) = cs614_pattern_word(off, seed);
+}
+
+/* Whether the pages of [base + from, base + to) hold what touch_pages(base) wrote. */
+static bool range_intact(const char *base, size_t from, size_t to, uint64_t seed)
+{
+	size_t off;
+
+	for (off = from; off < to; off += getpagesize())
+		if (*(const uint64_t *)(base + off) != cs614_pattern_word(off, seed))
+			return false;
+	return true;
+}
+
+static bool pages_intact(const char *p, size_t len, uint64_t seed)
+{
+	return range_intact(p, 0, len, seed);
+}
+
+/* Waits until n tasks are named name; false after timeout_ms. */
+static bool tasks_become(const char *name, int n, int timeout_ms)
+{
+	int i;
+
+	for (i = 0; i < timeout_ms; i++) {
+		if (cs614_count_kthreads(name) == n)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+static int open_registered(void)
+{
+	int fd = open("/dev/cs614", O_RDWR);
+
+	if (fd >= 0 && ioctl(fd, IOCTL_PROMOTE_VMA, NULL)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+FIXTURE(promote)
+{
+	int fd;
+};
+
+FIXTURE_SETUP(promote)
+{
+	ASSERT_EQ(0, cs614_install_segv_handler());
+	if (cs614_thp_set("never"))
+		SKIP(return, "cannot set " CS614_THP_PATH);
+	self->fd = open_registered();
+	ASSERT_LE(0, self->fd);
+}
+
+FIXTURE_TEARDOWN(promote)
+{
+	close(self->fd);
+	cs614_thp_restore();
+}
+
+/* The course's scenario: 8 MiB RW|EXEC, 'A' every 4 KiB, one round. */
+TEST_F(promote, course_scenario)
+{
+	const size_t len = 8 * MB;
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE | PROT_EXEC,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *first = (char *)(((uintptr_t)p + HPAGE - 1) & ~(HPAGE - 1));
+	size_t nr = (p + len - first) / HPAGE, i;
+
+	ASSERT_NE(MAP_FAILED, p);
+	for (i = 0; i < len; i += 4096)
+		p[i] = 'A';
+	ASSERT_EQ(0, cs614_count_thp(first, nr * HPAGE));
+
+	ASSERT_EQ(0, cs614_promote_round(ROUND_MS));
+
+	EXPECT_EQ(nr, cs614_count_thp(first, nr * HPAGE));
+	EXPECT_EQ((long)(nr * 2048), cs614_anon_huge_kb(p));
+	for (i = 0; i < len; i++)
+		ASSERT_EQ(i % 4096 ? 0 : 'A', p[i]) TH_LOG("byte %zu", i);
+	munmap(p, len);
+}
+
+TEST_F(promote, partial_range_skipped)
+{
+	char *p = map_aligned(2 * HPAGE);
+
+	ASSERT_NE(NULL, p);
+	touch_pages(p, 2 * HPAGE, 1);
+	/* 511 of the second range's 512 pages. */
+	ASSERT_EQ(0, madvise(p + HPAGE + 100 * 4096, 4096, MADV_DONTNEED));
+
+	ASSERT_EQ(0, cs614_promote_round(ROUND_MS));
+
+	EXPECT_TRUE(cs614_is_thp(p));
+	EXPECT_FALSE(cs614_is_thp(p + HPAGE));
+	EXPECT_EQ(511, cs614_present_pages(p + HPAGE, HPAGE));
+	EXPECT_EQ(2048, cs614_anon_huge_kb(p));
+	EXPECT_TRUE(pages_intact(p, HPAGE + 100 * 4096, 1));
+	EXPECT_EQ(0, *(uint64_t *)(p + HPAGE + 100 * 4096));
+	munmap(p, 2 * HPAGE);
+}
+
+TEST_F(promote, zero_page_skipped)
+{
+	char *p = map_aligned(HPAGE);
+	volatile char c;
+
+	ASSERT_NE(NULL, p);
+	touch_pages(p, HPAGE, 2);
+	/* A read fault maps the shared zero page. */
+	ASSERT_EQ(0, madvise(p + 7 * 4096, 4096, MADV_DONTNEED));
+	c = p[7 * 4096];
+	(void)c;
+	ASSERT_EQ(512, cs614_present_pages(p, HPAGE));
+
+	ASSERT_EQ(0, cs614_promote_round(ROUND_MS));
+	EXPECT_FALSE(cs614_is_thp(p));
+	EXPECT_EQ(0, cs614_anon_huge_kb(p));
+	munmap(p, HPAGE);
+}
+
+TEST_F(promote, vma_edges)
+{
+	/* [base + 1 MiB, base + 5 MiB): only [base + 2, base + 4) MiB fits. */
+	char *p = map_at_offset(4 * MB, MB, PROT_READ | PROT_WRITE);
+	char *inner = p + MB;
+
+	ASSERT_NE(NULL, p);
+	touch_pages(p, 4 * MB, 3);
+
+	ASSERT_EQ(0, cs614_promote_round(ROUND_MS));
+
+	EXPECT_TRUE(cs614_is_thp(inner));
+	EXPECT_EQ(2048, cs614_anon_huge_kb(p));
+	EXPECT_EQ(1024, cs614_present_pages(p, 4 * MB));
+	EXPECT_TRUE(pages_intact(p, 4 * MB, 3));
+	munmap(p, 4 * MB);
+}
+
+TEST_F(promote, nohugepage_respected)
+{
+	char *p = map_aligned(2 * HPAGE);
+
+	ASSERT_NE(NULL, p);
+	ASSERT_EQ(0, madvise(p, 2 * HPAGE, MADV_NOHUGEPAGE));
+	touch_pages(p, 2 * HPAGE, 4);
+
+	ASSERT_EQ(0, cs614_promote_round(ROUND_MS));
+	EXPECT_EQ(0, cs614_count_thp(p, 2 * HPAGE));
+	EXPECT_EQ(0, cs614_anon_huge_kb(p));
+	EXPECT_TRUE(pages_intact(p, 2 * HPAGE, 4));
+	munmap(p, 2 * HPAGE);
+}
+
+TEST_F(promote, shared_mappings_skipped)
+{
+	char *shared = mmap(NULL, 2 * HPAGE, PROT_READ | PROT_WRITE,
+			    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	char *aligned = (char *)(((uintptr_t)shared + HPAGE - 1) & ~(HPAGE - 1));
+
+	ASSERT_NE(MAP_FAILED, shared);
+	touch_pages(shared, 2 * HPAGE, 5);
+	ASSERT_EQ(0, cs614_promote_round(ROUND_MS));
+	EXPECT_EQ(0, cs614_count_thp(aligned, HPAGE));
+	EXPECT_TRUE(pages_intact(shared, 2 * HPAGE, 5));
+	munmap(shared, 2 * HPAGE);
+}
+
+TEST_F(promote, multiple_rounds)
+{
+	char *p = map_aligned(2 * HPAGE);
+	uint64_t pfn;
+
+	ASSERT_NE(NULL, p);
+	touch_pages(p, HPAGE, 6);
+	ASSERT_EQ(0, cs614_promote_round(ROUND_MS));
+	ASSERT_TRUE(cs614_is_thp(p));
+	EXPECT_FALSE(cs614_is_thp(p + HPAGE));
+	pfn = cs614_pagemap(p) & CS614_PM_PFN_MASK;
+
+	touch_pages(p + HPAGE, HPAGE, 7);
+	ASSERT_EQ(0, cs614_promote_round(ROUND_MS));
+	EXPECT_TRUE(cs614_is_thp(p + HPAGE));
+	/* The first huge page was left as it was. */
+	EXPECT_TRUE(cs614_is_thp(p));
+	EXPECT_EQ(pfn, cs614_pagemap(p) & CS614_PM_PFN_MASK);
+	EXPECT_EQ(4096, cs614_anon_huge_kb(p));
+	EXPECT_TRUE(pages_intact(p, HPAGE, 6));
+	EXPECT_TRUE(pages_intact(p + HPAGE, HPAGE, 7));
+	munmap(p, 2 * HPAGE);
+}
+
+TEST_F(promote, cow_shared_with_child_skipped)
+{
+	char *p = map_aligned(HPAGE);
+	int to_child[2], status;
+	pid_t pid;
+	char c;
+
+	ASSERT_NE(NULL, p);
+	touch_pages(p, HPAGE, 8);
+	ASSERT_EQ(0, pipe(to_child));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		close(to_child[1]);
+		if (read(to_child[0], &c, 1) != 1)
+			_exit(2);
+		_exit(pages_intact(p, HPAGE, 8) ? 0 : 1);
+	}
+	close(to_child[0]);
+
+	/* The pages are shared with the child until it exits. */
+	ASSERT_EQ(0, cs614_promote_round(ROUND_MS));
+	EXPECT_FALSE(cs614_is_thp(p));
+
+	ASSERT_EQ(1, write(to_child[1], "x", 1));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+	ASSERT_EQ(0, cs614_promote_round(ROUND_MS));
+	EXPECT_TRUE(cs614_is_thp(p));
+	EXPECT_TRUE(pages_intact(p, HPAGE, 8));
+	close(to_child[1]);
+	munmap(p, HPAGE);
+}
+
+/* Two huge pages at p, from a round; returns p or NULL. */
+static char *two_huge_pages(uint64_t seed)
+{
+	char *p = map_aligned(2 * HPAGE);
+
+	if (!p)
+		return NULL;
+	touch_pages(p, 2 * HPAGE, seed);
+	if (cs614_promote_round(ROUND_MS) || cs614_count_thp(p, 2 * HPAGE) != 2) {
+		munmap(p, 2 * HPAGE);
+		return NULL;
+	}
+	return p;
+}
+
+/* Figure case a: the split leaves each huge page whole in one VMA. */
+TEST_F(promote, demote_case_a)
+{
+	char *p = two_huge_pages(9);
+	long split, queued;
+
+	ASSERT_NE(NULL, p);
+	split = cs614_vmstat("thp_split_page");
+	queued = cs614_partially_mapped_thps();
+	ASSERT_LE(0, queued);
+
+	ASSERT_EQ(0, munmap(p + HPAGE, HPAGE));
+
+	EXPECT_EQ(split, cs614_vmstat("thp_split_page"));
+	EXPECT_EQ(queued, cs614_partially_mapped_thps());
+	EXPECT_TRUE(cs614_is_thp(p));
+	EXPECT_EQ(2048, cs614_anon_huge_kb(p));
+	EXPECT_TRUE(cs614_faults(p + HPAGE));
+	EXPECT_TRUE(pages_intact(p, HPAGE, 9));
+	munmap(p, HPAGE);
+}
+
+/* Figure case b: the unmapped range cuts both huge pages. */
+TEST_F(promote, demote_case_b)
+{
+	char *p = two_huge_pages(10);
+	long split, queued;
+
+	ASSERT_NE(NULL, p);
+	split = cs614_vmstat("thp_split_page");
+	queued = cs614_partially_mapped_thps();
+	ASSERT_LE(0, queued);
+
+	ASSERT_EQ(0, munmap(p + MB, HPAGE));
+
+	/* Both demoted at once, none left for the deferred split queue. */
+	EXPECT_EQ(split + 2, cs614_vmstat("thp_split_page"));
+	EXPECT_EQ(queued, cs614_partially_mapped_thps());
+	EXPECT_EQ(0, cs614_anon_huge_kb(p));
+	EXPECT_EQ(0, cs614_anon_huge_kb(p + 3 * MB));
+	/* The unmapped halves were freed: each side holds 1 MiB. */
+	EXPECT_EQ(1024, cs614_smaps_kb(p, "Rss"));
+	EXPECT_EQ(1024, cs614_smaps_kb(p + 3 * MB, "Rss"));
+	EXPECT_TRUE(cs614_faults(p + MB));
+	EXPECT_TRUE(cs614_faults(p + 3 * MB - 4096));
+	EXPECT_TRUE(range_intact(p, 0, MB, 10));
+	EXPECT_TRUE(range_intact(p, 3 * MB, 4 * MB, 10));
+	munmap(p, MB);
+	munmap(p + 3 * MB, MB);
+}
+
+TEST_F(promote, munmap_one_page)
+{
+	char *p = two_huge_pages(11);
+	char *hole;
+	long split, queued;
+	size_t off;
+
+	ASSERT_NE(NULL, p);
+	hole = p + 300 * 4096;
+	split = cs614_vmstat("thp_split_page");
+	queued = cs614_partially_mapped_thps();
+
+	ASSERT_EQ(0, munmap(hole, 4096));
+
+	EXPECT_EQ(split + 1, cs614_vmstat("thp_split_page"));
+	EXPECT_EQ(queued, cs614_partially_mapped_thps());
+	EXPECT_FALSE(cs614_is_thp(p));
+	EXPECT_TRUE(cs614_is_thp(p + HPAGE));
+	EXPECT_EQ(2048, cs614_anon_huge_kb(p + HPAGE));
+	EXPECT_EQ(0, cs614_anon_huge_kb(p));
+	EXPECT_EQ(511, cs614_present_pages(p, HPAGE));
+	EXPECT_TRUE(cs614_faults(hole));
+	for (off = 0; off < 2 * HPAGE; off += 4096) {
+		if (p + off == hole)
+			continue;
+		ASSERT_EQ(cs614_pattern_word(off, 11), *(uint64_t *)(p + off)) TH_LOG("page %zu", off / 4096);
+	}
+	munmap(p, 2 * HPAGE);
+}
+
+TEST_F(promote, mprotect_split_demotes)
+{
+	char *p = two_huge_pages(12);
+	long split;
+
+	ASSERT_NE(NULL, p);
+	split = cs614_vmstat("thp_split_page");
+
+	ASSERT_EQ(0, mprotect(p + HPAGE + MB, 4096, PROT_READ));
+
+	EXPECT_EQ(split + 1, cs614_vmstat("thp_split_page"));
+	EXPECT_TRUE(cs614_is_thp(p));
+	EXPECT_FALSE(cs614_is_thp(p + HPAGE));
+	EXPECT_EQ(512, cs614_present_pages(p + HPAGE, HPAGE));
+	EXPECT_TRUE(pages_intact(p, 2 * HPAGE, 12));
+	munmap(p, 2 * HPAGE);
+}
+
+TEST_F(promote, register_argument_ignored)
+{
+	/* The argument carries nothing and is never read. */
+	EXPECT_EQ(0, ioctl(self->fd, IOCTL_PROMOTE_VMA, NULL));
+	EXPECT_EQ(0, ioctl(self->fd, IOCTL_PROMOTE_VMA, (void *)8));
+	EXPECT_EQ(0, ioctl(self->fd, IOCTL_PROMOTE_VMA, (void *)-4096L));
+	EXPECT_TRUE(tasks_become("cs614_promote", 1, 2000));
+}
+
+TEST_F(promote, thread_lifetime)
+{
+	int fd2 = open_registered();
+
+	ASSERT_LE(0, fd2);
+	EXPECT_TRUE(tasks_become("cs614_promote", 1, 2000));
+	close(fd2);
+	usleep(100000);
+	EXPECT_EQ(1, cs614_count_kthreads("cs614_promote"));
+	close(self->fd);
+	/* The release of the last registration stopped the thread. */
+	EXPECT_TRUE(tasks_become("cs614_promote", 0, 2000));
+	/* With nothing registered a round is over at once. */
+	EXPECT_EQ(0, cs614_promote_round(1));
+	self->fd = open_registered();
+	ASSERT_LE(0, self->fd);
+	EXPECT_TRUE(tasks_become("cs614_promote", 1, 2000));
+}
+
+TEST_F(promote, two_processes)
+{
+	int to_parent[2], to_child[2], status;
+	char *p = map_aligned(HPAGE);
+	pid_t pid;
+	char c;
+
+	ASSERT_NE(NULL, p);
+	ASSERT_EQ(0, pipe(to_parent));
+	ASSERT_EQ(0, pipe(to_child));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		/* A new mm of its own, registered through a file of its own. */
+		char *q = map_aligned(HPAGE);
+		int fd = open_registered();
+
+		if (!q || fd < 0)
+			_exit(2);
+		touch_pages(q, HPAGE, 14);
+		if (write(to_parent[1], "r", 1) != 1 || read(to_child[0], &c, 1) != 1)
+			_exit(3);
+		_exit(cs614_is_thp(q) && pages_intact(q, HPAGE, 14) ? 0 : 1);
+	}
+	/* The child's mapping of p (untouched, so not shared) is its own. */
+	touch_pages(p, HPAGE, 13);
+	ASSERT_EQ(1, read(to_parent[0], &c, 1));
+	ASSERT_EQ(0, cs614_promote_round(ROUND_MS));
+	ASSERT_EQ(1, write(to_child[1], "g", 1));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status)) TH_LOG("child died");
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	EXPECT_TRUE(cs614_is_thp(p));
+	EXPECT_TRUE(pages_intact(p, HPAGE, 13));
+	munmap(p, HPAGE);
+}
+
+TEST_F(promote, exit_during_round)
+{
+	const size_t len = 64 * MB;
+	int to_parent[2], status, i;
+	pid_t pid;
+	char c;
+
+	for (i = 0; i < 3; i++) {
+		ASSERT_EQ(0, pipe(to_parent));
+		pid = fork();
+		ASSERT_LE(0, pid);
+		if (pid == 0) {
+			char *q = map_aligned(len);
+			int fd = open_registered();
+
+			if (!q || fd < 0)
+				_exit(2);
+			touch_pages(q, len, 15);
+			if (write(to_parent[1], "r", 1) != 1)
+				_exit(3);
+			/* Exit while the round works on this mm. */
+			usleep(i * 20000);
+			_exit(0);
+		}
+		ASSERT_EQ(1, read(to_parent[0], &c, 1));
+		ASSERT_EQ(0, cs614_promote_round(ROUND_MS));
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		close(to_parent[0]);
+		close(to_parent[1]);
+	}
+	/* Only our registration is left, and the thread still serves it. */
+	EXPECT_TRUE(tasks_become("cs614_promote", 1, 2000));
+	EXPECT_EQ(0, cs614_promote_round(ROUND_MS));
+}
+
+struct churn {
+	volatile bool stop;
+	unsigned long rounds;
+	uint64_t seed;
+	bool bad;
+};
+
+static void *churn_thread(void *arg)
+{
+	struct churn *c = arg;
+
+	while (!c->stop) {
+		char *q = map_aligned(2 * HPAGE);
+
+		if (!q)
+			continue;
+		touch_pages(q, 2 * HPAGE, c->seed);
+		usleep(1000);
+		/* Cut whatever became huge, then check and drop the rest. */
+		munmap(q + MB, 4096);
+		if (!range_intact(q, 0, MB, c->seed) ||
+		    !range_intact(q, MB + 4096, 2 * HPAGE, c->seed))
+			c->bad = true;
+		munmap(q, 2 * HPAGE);
+		c->rounds++;
+	}
+	return NULL;
+}
+
+TEST_F(promote, stress)
+{
+	struct churn churn[4] = {};
+	pthread_t threads[4];
+	struct timespec t0, t;
+	int i, rounds = 0;
+
+	for (i = 0; i < 4; i++) {
+		churn[i].seed = 100 + i;
+		ASSERT_EQ(0, pthread_create(&threads[i], NULL, churn_thread, &churn[i]));
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		ASSERT_EQ(0, cs614_promote_round(ROUND_MS));
+		rounds++;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	} while (t.tv_sec - t0.tv_sec < 5);
+	for (i = 0; i < 4; i++) {
+		churn[i].stop = true;
+		pthread_join(threads[i], NULL);
+		EXPECT_FALSE(churn[i].bad);
+		EXPECT_LT(0, churn[i].rounds);
+	}
+	TH_LOG("%d rounds, %lu+%lu+%lu+%lu mappings", rounds, churn[0].rounds,
+	       churn[1].rounds, churn[2].rounds, churn[3].rounds);
+	EXPECT_LT(1, rounds);
+}
+
+TEST_F(promote, no_leak)
+{
+	long anon, thp, free_pages;
+	int status, i;
+	pid_t pid;
+
+	ASSERT_EQ(0, system("echo 3 > /proc/sys/vm/drop_caches"));
+	anon = cs614_vmstat("nr_anon_pages");
+	thp = cs614_vmstat("nr_anon_transparent_hugepages");
+
+	/*
+	 * Four times 32 MiB: promoted, partly demoted and unmapped, then exit.
+	 * Free memory is measured from after the first time, once per-CPU
+	 * lists and caches have warmed up.
+	 */
+	for (i = 0; i < 4; i++) {
+		pid = fork();
+		ASSERT_LE(0, pid);
+		if (pid == 0) {
+			const size_t len = 32 * MB;
+			char *q = map_aligned(len);
+			int fd = open_registered();
+			size_t off;
+
+			if (!q || fd < 0)
+				_exit(2);
+			touch_pages(q, len, 16);
+			if (cs614_promote_round(ROUND_MS) ||
+			    cs614_count_thp(q, len) != len / HPAGE)
+				_exit(3);
+			for (off = MB; off < len; off += 4 * MB)
+				munmap(q + off, 4096);
+			munmap(q, 8 * MB);
+			_exit(0);
+		}
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		ASSERT_TRUE(WIFEXITED(status));
+		ASSERT_EQ(0, WEXITSTATUS(status));
+		if (i == 0)
+			free_pages = cs614_vmstat("nr_free_pages");
+	}
+
+	EXPECT_GE(anon + 256, cs614_vmstat("nr_anon_pages"));
+	EXPECT_EQ(thp, cs614_vmstat("nr_anon_transparent_hugepages"));
+	/*
+	 * Losing the 4 KiB pages a promotion replaces, or the huge pages,
+	 * would be 8192 pages a time; allow 4 MiB of noise over three.
+	 */
+	EXPECT_LE(free_pages - 1024, cs614_vmstat("nr_free_pages"))
+		TH_LOG("%ld free pages after the first time, %ld at the end", free_pages,
+		       cs614_vmstat("nr_free_pages"));
+}
+
+TEST_HARNESS_MAIN

@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * cs614 part 2 benchmark: 256 fully populated 2 MiB ranges (512 MiB) of 4 KiB
+ * pages turned into huge pages by one promotion round and by
+ * madvise(MADV_COLLAPSE) on an identical mapping, in one boot. Prints the
+ * medians per range, their ratio round / MADV_COLLAPSE, and the RSS before
+ * and after. Not run by default: 'make bench'.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/cs614.h>
+
+#include "../kselftest.h"
+#include "cs614_util.h"
+
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE	25
+#endif
+
+#define MB		(1024UL * 1024)
+#define HPAGE		(2 * MB)
+#define NR_RANGES	256
+#define LEN		(NR_RANGES * HPAGE)
+#define REPS		5
+
+static double now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* A 2 MiB-aligned, fully populated mapping of LEN bytes of 4 KiB pages. */
+static char *populated(void)
+{
+	char *res = mmap(NULL, LEN + HPAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *p;
+	size_t off;
+
+	if (res == MAP_FAILED)
+		ksft_exit_fail_msg("mmap: %s\n", strerror(errno));
+	p = (char *)(((uintptr_t)res + HPAGE - 1) & ~(HPAGE - 1));
+	munmap(res, LEN + HPAGE);
+	if (mmap(p, LEN, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) != p)
+		ksft_exit_fail_msg("mmap: %s\n", strerror(errno));
+	for (off = 0; off < LEN; off += 4096)
+		memset(p + off, (char)(off >> 12), 4096);
+	return p;
+}
+
+/* Promotes a fresh mapping one way; returns the time per range in us. */
+static double promote(int by_round)
+{
+	char *p = populated();
+	long rss_before = cs614_smaps_kb(p, "Rss"), rss_after;
+	double t;
+	size_t off;
+
+	if (cs614_anon_huge_kb(p) != 0)
+		ksft_exit_fail_msg("huge pages before promotion\n");
+	t = now_us();
+	if (by_round) {
+		if (cs614_promote_round(600000))
+			ksft_exit_fail_msg("promotion round failed or timed out\n");
+	} else if (madvise(p, LEN, MADV_COLLAPSE)) {
+		ksft_exit_fail_msg("MADV_COLLAPSE: %s\n", strerror(errno));
+	}
+	t = now_us() - t;
+
+	rss_after = cs614_smaps_kb(p, "Rss");
+	if (cs614_anon_huge_kb(p) != (long)(LEN / 1024))
+		ksft_exit_fail_msg("%s: %ld kB of %lu kB huge\n", by_round ? "round" : "MADV_COLLAPSE",
+				   cs614_anon_huge_kb(p), LEN / 1024);
+	if (rss_after != rss_before)
+		ksft_exit_fail_msg("RSS %ld kB before, %ld kB after\n", rss_before, rss_after);
+	for (off = 0; off < LEN; off += 4096)
+		if (p[off] != (char)(off >> 12) || p[off + 4095] != (char)(off >> 12))
+			ksft_exit_fail_msg("byte at offset %zu lost\n", off);
+	munmap(p, LEN);
+	return t / NR_RANGES;
+}
+
+int main(void)
+{
+	double by_round[REPS], by_collapse[REPS], mr, mc;
+	int fd, i;
+
+	ksft_print_header();
+	ksft_set_plan(1);
+	fd = open("/dev/cs614", O_RDWR);
+	if (fd < 0)
+		ksft_exit_skip("/dev/cs614: %s\n", strerror(errno));
+	if (ioctl(fd, IOCTL_PROMOTE_VMA, NULL))
+		ksft_exit_fail_msg("IOCTL_PROMOTE_VMA: %s\n", strerror(errno));
+	if (cs614_thp_set("never"))
+		ksft_exit_skip("cannot set " CS614_THP_PATH "\n");
+
+	for (i = 0; i < REPS; i++) {
+		/* Alternate which goes first, so neither inherits the other's state. */
+		if (i % 2) {
+			by_round[i] = promote(1);
+			by_collapse[i] = promote(0);
+		} else {
+			by_collapse[i] = promote(0);
+			by_round[i] = promote(1);
+		}
+		ksft_print_msg("  sample %d: round %.0f us/range, MADV_COLLAPSE %.0f us/range\n",
+			       i, by_round[i], by_collapse[i]);
+	}
+	cs614_thp_restore();
+	mr = median(by_round, REPS);
+	mc = median(by_collapse, REPS);
+	ksft_print_msg("512 MiB, 256 ranges: RSS unchanged (%lu kB) by either\n", LEN / 1024);
+	ksft_print_msg("promotion round median %.0f us/range, MADV_COLLAPSE median %.0f us/range, ratio %.3f\n",
+		       mr, mc, mr / mc);
+	ksft_test_result(mr / mc <= 1.25, "round / MADV_COLLAPSE <= 1.25\n");
+	ksft_finished();
+}
