@@ -21,11 +21,14 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <linux/cs614.h>
+#include <linux/userfaultfd.h>
 
 #include "../kselftest_harness.h"
 #include "cs614_util.h"
@@ -222,6 +225,23 @@ TEST_F(promote, nohugepage_respected)
 	munmap(p, 2 * HPAGE);
 }
 
+TEST_F(promote, thp_disabled_process_skipped)
+{
+	char *p = map_aligned(HPAGE);
+
+	ASSERT_NE(NULL, p);
+	touch_pages(p, HPAGE, 19);
+	/* The test runs in a process of its own: the setting dies with it. */
+	ASSERT_EQ(0, prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0));
+	ASSERT_EQ(0, cs614_promote_round(ROUND_MS));
+	EXPECT_FALSE(cs614_is_thp(p));
+	ASSERT_EQ(0, prctl(PR_SET_THP_DISABLE, 0, 0, 0, 0));
+	ASSERT_EQ(0, cs614_promote_round(ROUND_MS));
+	EXPECT_TRUE(cs614_is_thp(p));
+	EXPECT_TRUE(pages_intact(p, HPAGE, 19));
+	munmap(p, HPAGE);
+}
+
 TEST_F(promote, shared_mappings_skipped)
 {
 	char *shared = mmap(NULL, 2 * HPAGE, PROT_READ | PROT_WRITE,
@@ -234,6 +254,52 @@ TEST_F(promote, shared_mappings_skipped)
 	EXPECT_EQ(0, cs614_count_thp(aligned, HPAGE));
 	EXPECT_TRUE(pages_intact(shared, 2 * HPAGE, 5));
 	munmap(shared, 2 * HPAGE);
+}
+
+TEST_F(promote, mlocked_promoted)
+{
+	char *p = map_aligned(HPAGE);
+
+	ASSERT_NE(NULL, p);
+	touch_pages(p, HPAGE, 17);
+	ASSERT_EQ(0, mlock(p, HPAGE));
+
+	/* As MADV_COLLAPSE does: the huge page replaces the pages, locked. */
+	ASSERT_EQ(0, cs614_promote_round(ROUND_MS));
+	EXPECT_TRUE(cs614_is_thp(p));
+	EXPECT_EQ(2048, cs614_smaps_kb(p, "Locked"));
+	EXPECT_TRUE(pages_intact(p, HPAGE, 17));
+	munlock(p, HPAGE);
+	munmap(p, HPAGE);
+}
+
+TEST_F(promote, userfaultfd_skipped)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	char *p = map_aligned(HPAGE);
+	int uffd;
+
+	ASSERT_NE(NULL, p);
+	touch_pages(p, HPAGE, 18);
+	uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (uffd < 0)
+		SKIP(munmap(p, HPAGE); return, "userfaultfd: %s", strerror(errno));
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_API, &api));
+	reg.range.start = (uintptr_t)p;
+	reg.range.len = HPAGE;
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_REGISTER, &reg));
+
+	/* Its faults belong to the monitor: left alone although populated. */
+	ASSERT_EQ(0, cs614_promote_round(ROUND_MS));
+	EXPECT_FALSE(cs614_is_thp(p));
+	EXPECT_EQ(512, cs614_present_pages(p, HPAGE));
+
+	close(uffd);
+	ASSERT_EQ(0, cs614_promote_round(ROUND_MS));
+	EXPECT_TRUE(cs614_is_thp(p));
+	EXPECT_TRUE(pages_intact(p, HPAGE, 18));
+	munmap(p, HPAGE);
 }
 
 TEST_F(promote, multiple_rounds)
