@@ -31,7 +31,7 @@
 #define HPAGE		(2 * MB)
 #define NR_RANGES	256
 #define LEN		(NR_RANGES * HPAGE)
-#define REPS		5
+#define REPS		7
 
 static double now_us(void)
 {
