@@ -20,6 +20,7 @@ use kernel::{
     uapi,
 };
 
+mod compact;
 mod promote;
 mod vma_move;
 
@@ -141,10 +142,18 @@ impl MiscDevice for Cs614File {
                 me.registrations.register(mm)?;
                 Ok(0)
             }
-            // Not implemented yet, but an unreadable argument is already reported as such.
             IOCTL_COMPACT_VMA => {
-                read_arg::<CompactArgWords>(arg)?;
-                Err(EOPNOTSUPP)
+                let task = current!();
+                let mm = task.mm().ok_or(EINVAL)?;
+                let [addr, length_pad, table] = read_arg::<CompactArgWords>(arg)?;
+                // `u32 length; u32 pad;` share the second word; `pad` is ignored.
+                let [l0, l1, l2, l3, ..] = length_pad.to_ne_bytes();
+                let req = compact::Request::new(addr, u32::from_ne_bytes([l0, l1, l2, l3]), table)?;
+                if compact::compact(mm, &req)? {
+                    // Later splits of the new huge pages demote them, as for promotion.
+                    me.registrations.register(mm)?;
+                }
+                Ok(0)
             }
             _ => Err(ENOTTY),
         }
