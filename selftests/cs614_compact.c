@@ -1,0 +1,597 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * cs614 part 3: IOCTL_COMPACT_VMA moves the populated pages of a range to
+ * its front by moving page table entries, writes an old->new table, and
+ * promotes the 2 MiB ranges that became fully populated.
+ *
+ * Zero copy is checked through pagemap: a page keeps its pfn when it moves.
+ * A hole stays a hole of the VMA: not present, so that reading it through
+ * the table takes a page fault (counted in ru_minflt) and returns 0.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/cs614.h>
+
+#include "../kselftest_harness.h"
+#include "cs614_util.h"
+
+#define KB		1024UL
+#define MB		(1024 * KB)
+#define GB		(1024 * MB)
+#define HPAGE		(2 * MB)
+#define PG		4096UL
+
+struct entry {
+	uint64_t old;
+	uint64_t new;
+};
+
+/* A 2 MiB-aligned private anonymous VMA of len bytes with nothing around it. */
+static char *map_aligned(size_t len)
+{
+	size_t span = len + 2 * HPAGE;
+	char *p = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	char *start;
+
+	if (p == MAP_FAILED)
+		return NULL;
+	start = (char *)(((uintptr_t)p + HPAGE) & ~(HPAGE - 1));
+	munmap(p, span);
+	p = mmap(start, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+	return p == start ? p : NULL;
+}
+
+static int compact(int fd, void *addr, unsigned int pages, struct entry *table)
+{
+	struct cs614_compact_vma arg = {
+		.addr = (uintptr_t)addr,
+		.length = pages,
+		.buff = (uintptr_t)table,
+	};
+
+	return ioctl(fd, IOCTL_COMPACT_VMA, &arg);
+}
+
+/* Stamps page i of p with its index and seed. */
+static void stamp(char *p, size_t i, uint64_t seed)
+{
+	uint64_t *w = (uint64_t *)(p + i * PG);
+
+	w[0] = i ^ seed;
+	w[PG / 8 - 1] = ~(i ^ seed);
+}
+
+static bool stamped(const char *page, size_t i, uint64_t seed)
+{
+	const uint64_t *w = (const uint64_t *)page;
+
+	return w[0] == (i ^ seed) && w[PG / 8 - 1] == ~(i ^ seed);
+}
+
+/*
+ * Whether addr is a hole: no page is mapped there, so that reading it takes
+ * a page fault (a minor one, mapping the zero page) and returns 0. Holes of
+ * an anonymous VMA are not SIGSEGV: they stay inside the VMA.
+ */
+static bool hole_faults(const char *addr)
+{
+	struct rusage before, after;
+	char c;
+
+	if (cs614_pagemap(addr) & CS614_PM_PRESENT)
+		return false;
+	getrusage(RUSAGE_SELF, &before);
+	c = *(const volatile char *)addr;
+	getrusage(RUSAGE_SELF, &after);
+	return c == 0 && after.ru_minflt > before.ru_minflt;
+}
+
+static uint64_t pfn_of(const void *addr)
+{
+	uint64_t ent = cs614_pagemap(addr);
+
+	return ent & CS614_PM_PRESENT ? ent & CS614_PM_PFN_MASK : 0;
+}
+
+/*
+ * Checks the table of a compaction of pages [p, p + n pages) where
+ * populated[i] said which were populated and pfns[i] held their pfns:
+ * a permutation, populated pages at the front in order with their pfn and
+ * stamp, holes after them in order, faulting.
+ */
+static bool table_ok(struct __test_metadata *_metadata, char *p, size_t n,
+		     const bool *populated, const uint64_t *pfns,
+		     const struct entry *t, uint64_t seed)
+{
+	size_t i, k = 0, holes = 0, nr_pop = 0;
+	uintptr_t huge_checked = 0;
+	bool huge = false;
+
+	for (i = 0; i < n; i++)
+		nr_pop += populated[i];
+	for (i = 0; i < n; i++) {
+		char *new = (char *)(uintptr_t)t[i].new;
+		uintptr_t range = (uintptr_t)new & ~(HPAGE - 1);
+
+		/* A page promoted after the moves was copied into a huge page. */
+		if (range != huge_checked) {
+			huge_checked = range;
+			huge = cs614_is_thp((void *)range);
+		}
+
+		if (t[i].old != (uintptr_t)(p + i * PG)) {
+			TH_LOG("entry %zu: old %#lx", i, (unsigned long)t[i].old);
+			return false;
+		}
+		if (populated[i]) {
+			if (new != p + k * PG || (!huge && pfn_of(new) != pfns[i]) ||
+			    !stamped(new, i, seed)) {
+				TH_LOG("page %zu: new %p, want %p", i, new, p + k * PG);
+				return false;
+			}
+			k++;
+		} else {
+			if (new != p + (nr_pop + holes) * PG || !hole_faults(new)) {
+				TH_LOG("hole %zu: new %p, want %p", i, new, p + (nr_pop + holes) * PG);
+				return false;
+			}
+			holes++;
+		}
+	}
+	return true;
+}
+
+FIXTURE(compact)
+{
+	int fd;
+};
+
+FIXTURE_SETUP(compact)
+{
+	if (cs614_thp_set("never"))
+		SKIP(return, "cannot set " CS614_THP_PATH);
+	self->fd = open("/dev/cs614", O_RDWR);
+	ASSERT_LE(0, self->fd);
+}
+
+FIXTURE_TEARDOWN(compact)
+{
+	close(self->fd);
+	cs614_thp_restore();
+}
+
+/* The course's scenario: 4 MiB, every other page full of 'A', 1024 entries. */
+TEST_F(compact, course_scenario)
+{
+	const size_t n = 1024;
+	struct entry *t = calloc(n, sizeof(*t));
+	char *p = map_aligned(n * PG);
+	size_t i, j;
+
+	ASSERT_NE(NULL, t);
+	ASSERT_NE(NULL, p);
+	for (i = 0; i < n; i += 2)
+		memset(p + i * PG, 'A', PG);
+
+	ASSERT_EQ(0, compact(self->fd, p, n, t));
+
+	/* The first 2 MiB are fully populated now, and a huge page. */
+	EXPECT_TRUE(cs614_is_thp(p));
+	EXPECT_EQ(2048, cs614_anon_huge_kb(p));
+	EXPECT_EQ(512, cs614_present_pages(p, 4 * MB));
+	for (i = 0; i < n; i++) {
+		char *new = (char *)(uintptr_t)t[i].new;
+
+		ASSERT_EQ((uintptr_t)(p + i * PG), t[i].old);
+		if (i % 2) {
+			ASSERT_TRUE(hole_faults(new)) TH_LOG("entry %zu", i);
+			continue;
+		}
+		for (j = 0; j < PG; j++)
+			ASSERT_EQ('A', new[j]) TH_LOG("entry %zu byte %zu", i, j);
+	}
+	munmap(p, n * PG);
+	free(t);
+}
+
+/*
+ * Pages stamped with their index, populated in an irregular pattern, in a
+ * range [off, off + n) of a larger VMA.
+ */
+static void pattern_case(struct __test_metadata *_metadata, int fd, size_t vma_pages,
+			 size_t off, size_t n, int every)
+{
+	bool *populated = calloc(n, sizeof(bool));
+	uint64_t *pfns = calloc(n, sizeof(uint64_t));
+	struct entry *t = calloc(n, sizeof(*t));
+	char *vma = map_aligned(vma_pages * PG);
+	char *p = vma + off * PG;
+	size_t i, k = 0;
+
+	ASSERT_NE(NULL, vma);
+	ASSERT_NE(NULL, t);
+	/* Pages outside the range, populated, must not move. */
+	for (i = 0; i < vma_pages; i++)
+		if (i < off || i >= off + n)
+			stamp(vma, i, 77);
+	for (i = 0; i < n; i++) {
+		populated[i] = every ? (i * 7 + i / 3) % every < 2 : true;
+		if (populated[i]) {
+			stamp(p, i, 5);
+			pfns[i] = pfn_of(p + i * PG);
+			k++;
+		}
+	}
+
+	ASSERT_EQ(0, compact(fd, p, n, t));
+
+	EXPECT_EQ(k, cs614_present_pages(p, k * PG));
+	EXPECT_EQ(0, cs614_present_pages(p + k * PG, (n - k) * PG));
+	EXPECT_TRUE(table_ok(_metadata, p, n, populated, pfns, t, 5));
+	for (i = 0; i < vma_pages; i++)
+		if (i < off || i >= off + n)
+			ASSERT_TRUE(stamped(vma + i * PG, i, 77)) TH_LOG("outside page %zu", i);
+	munmap(vma, vma_pages * PG);
+	free(populated);
+	free(pfns);
+	free(t);
+}
+
+TEST_F(compact, range_inside_vma)
+{
+	pattern_case(_metadata, self->fd, 2048, 300, 1000, 5);
+}
+
+TEST_F(compact, range_ends_at_vma_end)
+{
+	pattern_case(_metadata, self->fd, 1024, 24, 1000, 3);
+}
+
+TEST_F(compact, all_populated_is_identity)
+{
+	pattern_case(_metadata, self->fd, 600, 0, 600, 0);
+}
+
+TEST_F(compact, sparse_pattern_spanning_page_tables)
+{
+	/* 3 page tables, one page in eleven populated. */
+	pattern_case(_metadata, self->fd, 1536, 0, 1536, 11);
+}
+
+/* Snapshot of the pfns of n pages, to show that nothing changed. */
+static void pfns_of(char *p, size_t n, uint64_t *pfns)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		pfns[i] = pfn_of(p + i * PG);
+}
+
+static bool same_pfns(char *p, size_t n, const uint64_t *pfns)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (pfn_of(p + i * PG) != pfns[i])
+			return false;
+	return true;
+}
+
+TEST_F(compact, errors_change_nothing)
+{
+	const size_t n = 512;
+	uint64_t pfns[512];
+	struct entry *t = calloc(n + 1, sizeof(*t));
+	struct entry *ro = mmap(NULL, n * sizeof(*t), PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *short_t = mmap(NULL, n * sizeof(*t), PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *p = map_aligned(n * PG);
+	size_t i;
+
+	ASSERT_NE(NULL, p);
+	ASSERT_NE(MAP_FAILED, ro);
+	ASSERT_NE(MAP_FAILED, short_t);
+	/* Only the first half of this table is mapped. */
+	ASSERT_EQ(0, munmap(short_t + n * sizeof(*t) / 2, n * sizeof(*t) / 2));
+	for (i = 1; i < n; i += 2)
+		stamp(p, i, 9);
+	pfns_of(p, n, pfns);
+
+	/* One page past the end of the VMA. */
+	EXPECT_EQ(-1, compact(self->fd, p, n + 1, t));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, compact(self->fd, p + 1, n - 1, t));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, compact(self->fd, p, 0, t));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, compact(self->fd, p + n * PG + HPAGE, 1, t));
+	EXPECT_EQ(EINVAL, errno);
+	/* The range wraps around the address space. */
+	EXPECT_EQ(-1, compact(self->fd, (void *)(-PG), 2, t));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, ioctl(self->fd, IOCTL_COMPACT_VMA, NULL));
+	EXPECT_EQ(EFAULT, errno);
+	EXPECT_EQ(-1, compact(self->fd, p, n, NULL));
+	EXPECT_EQ(EFAULT, errno);
+	EXPECT_EQ(-1, compact(self->fd, p, n, ro));
+	EXPECT_EQ(EFAULT, errno);
+	EXPECT_EQ(-1, compact(self->fd, p, n, (struct entry *)short_t));
+	EXPECT_EQ(EFAULT, errno);
+
+	EXPECT_TRUE(same_pfns(p, n, pfns));
+	for (i = 1; i < n; i += 2)
+		ASSERT_TRUE(stamped(p + i * PG, i, 9));
+
+	/* A range of holes only. */
+	ASSERT_EQ(0, madvise(p, n * PG, MADV_DONTNEED));
+	EXPECT_EQ(-1, compact(self->fd, p, n, t));
+	EXPECT_EQ(ENOENT, errno);
+	munmap(ro, n * sizeof(*t));
+	munmap(short_t, n * sizeof(*t) / 2);
+	munmap(p, n * PG);
+	free(t);
+}
+
+TEST_F(compact, other_vma_kinds_refused)
+{
+	struct entry t[16];
+	char *shared = mmap(NULL, 16 * PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	int memfd = memfd_create("cs614", 0);
+	char *file, *ro;
+
+	ASSERT_NE(MAP_FAILED, shared);
+	ASSERT_LE(0, memfd);
+	ASSERT_EQ(0, ftruncate(memfd, 16 * PG));
+	file = mmap(NULL, 16 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE, memfd, 0);
+	ASSERT_NE(MAP_FAILED, file);
+	ro = mmap(NULL, 16 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, ro);
+	shared[PG] = file[PG] = ro[PG] = 1;
+	ASSERT_EQ(0, mprotect(ro, 16 * PG, PROT_READ));
+
+	EXPECT_EQ(-1, compact(self->fd, shared, 16, t));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, compact(self->fd, file, 16, t));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, compact(self->fd, ro, 16, t));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(1, shared[PG]);
+	EXPECT_EQ(1, file[PG]);
+	EXPECT_EQ(1, ro[PG]);
+	munmap(shared, 16 * PG);
+	munmap(file, 16 * PG);
+	munmap(ro, 16 * PG);
+	close(memfd);
+}
+
+/* A huge page in the middle of the range: split, moved, then promoted at the front. */
+TEST_F(compact, huge_page_in_range)
+{
+	const size_t n = 1536;
+	struct entry *t = calloc(n, sizeof(*t));
+	char *p = map_aligned(n * PG);
+	int reg = open("/dev/cs614", O_RDWR);
+	size_t i;
+
+	ASSERT_NE(NULL, p);
+	ASSERT_LE(0, reg);
+	ASSERT_EQ(0, ioctl(reg, IOCTL_PROMOTE_VMA, NULL));
+	/* [0, 2 MiB) half populated, [2, 4) MiB full and promoted, [4, 6) MiB empty. */
+	for (i = 0; i < 512; i += 2)
+		stamp(p, i, 3);
+	for (i = 512; i < 1024; i++)
+		stamp(p, i, 3);
+	ASSERT_EQ(0, cs614_promote_round(60000));
+	ASSERT_TRUE(cs614_is_thp(p + HPAGE));
+
+	ASSERT_EQ(0, compact(self->fd, p, n, t));
+
+	/* 768 populated pages: the first 2 MiB are full again. */
+	EXPECT_TRUE(cs614_is_thp(p));
+	EXPECT_EQ(768, cs614_present_pages(p, n * PG));
+	for (i = 0; i < n; i++) {
+		char *new = (char *)(uintptr_t)t[i].new;
+
+		if (i < 512 && i % 2) {
+			ASSERT_TRUE(hole_faults(new)) TH_LOG("entry %zu", i);
+		} else if (i < 1024) {
+			ASSERT_TRUE(stamped(new, i, 3)) TH_LOG("entry %zu", i);
+		}
+	}
+	close(reg);
+	munmap(p, n * PG);
+	free(t);
+}
+
+/* A huge page already at the front stays as it is. */
+TEST_F(compact, huge_page_in_place_kept)
+{
+	const size_t n = 1024;
+	struct entry *t = calloc(n, sizeof(*t));
+	char *p = map_aligned(n * PG);
+	int reg = open("/dev/cs614", O_RDWR);
+	uint64_t head;
+	size_t i;
+
+	ASSERT_NE(NULL, p);
+	ASSERT_LE(0, reg);
+	ASSERT_EQ(0, ioctl(reg, IOCTL_PROMOTE_VMA, NULL));
+	for (i = 0; i < 512; i++)
+		stamp(p, i, 4);
+	ASSERT_EQ(0, cs614_promote_round(60000));
+	ASSERT_TRUE(cs614_is_thp(p));
+	head = pfn_of(p);
+	for (i = 600; i < n; i += 3)
+		stamp(p, i, 4);
+
+	ASSERT_EQ(0, compact(self->fd, p, n, t));
+
+	EXPECT_TRUE(cs614_is_thp(p));
+	EXPECT_EQ(head, pfn_of(p));
+	for (i = 0; i < n; i++)
+		if (i < 512 || (i >= 600 && (i - 600) % 3 == 0))
+			ASSERT_TRUE(stamped((char *)(uintptr_t)t[i].new, i, 4)) TH_LOG("entry %zu", i);
+	close(reg);
+	munmap(p, n * PG);
+	free(t);
+}
+
+/* Pages shared with a fork child cannot move: EBUSY, both sides intact. */
+TEST_F(compact, after_fork)
+{
+	const size_t n = 256;
+	struct entry *t = calloc(n, sizeof(*t));
+	char *p = map_aligned(n * PG);
+	int to_child[2], status;
+	uint64_t pfns[256];
+	pid_t pid;
+	size_t i;
+	char c;
+
+	ASSERT_NE(NULL, p);
+	for (i = 1; i < n; i += 2)
+		stamp(p, i, 6);
+	pfns_of(p, n, pfns);
+	ASSERT_EQ(0, pipe(to_child));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		if (read(to_child[0], &c, 1) != 1)
+			_exit(2);
+		for (i = 0; i < n; i++)
+			if (i % 2 ? !stamped(p + i * PG, i, 6) : !!*(uint64_t *)(p + i * PG))
+				_exit(1);
+		_exit(0);
+	}
+
+	EXPECT_EQ(-1, compact(self->fd, p, n, t));
+	EXPECT_EQ(EBUSY, errno);
+	EXPECT_TRUE(same_pfns(p, n, pfns));
+	ASSERT_EQ(1, write(to_child[1], "x", 1));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+	/*
+	 * With the child gone the pages are mapped once but still marked
+	 * shared, until a write fault reuses them: refused until then.
+	 */
+	EXPECT_EQ(-1, compact(self->fd, p, n, t));
+	EXPECT_EQ(EBUSY, errno);
+	for (i = 1; i < n; i += 2)
+		stamp(p, i, 6);
+	EXPECT_TRUE(same_pfns(p, n, pfns));
+	ASSERT_EQ(0, compact(self->fd, p, n, t));
+	for (i = 1; i < n; i += 2)
+		ASSERT_TRUE(stamped((char *)(uintptr_t)t[i].new, i, 6));
+	EXPECT_EQ(n / 2, cs614_present_pages(p, n * PG / 2));
+	munmap(p, n * PG);
+	free(t);
+}
+
+/* 2 GiB with one populated page: nothing proportional to the holes but the table. */
+TEST_F(compact, sparse_2g)
+{
+	const size_t n = 2 * GB / PG;
+	struct entry *t = mmap(NULL, n * sizeof(*t), PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *p = map_aligned(2 * GB);
+	struct timespec t0, t1;
+	uint64_t pfn;
+
+	ASSERT_NE(NULL, p);
+	ASSERT_NE(MAP_FAILED, t);
+	stamp(p, n - 1, 8);
+	pfn = pfn_of(p + (n - 1) * PG);
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ASSERT_EQ(0, compact(self->fd, p, n, t));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	TH_LOG("2 GiB, one page: %.1f ms (the table is 8 MiB)",
+	       (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
+
+	EXPECT_TRUE(stamped(p, n - 1, 8));
+	EXPECT_EQ(pfn, pfn_of(p));
+	EXPECT_EQ((uintptr_t)p, t[n - 1].new);
+	EXPECT_EQ((uintptr_t)(p + PG), t[0].new);
+	EXPECT_EQ((uintptr_t)(p + (n - 1) * PG), t[n - 2].new);
+	EXPECT_EQ(1, cs614_present_pages(p, 4 * MB));
+	munmap(t, n * sizeof(*t));
+	munmap(p, 2 * GB);
+}
+
+struct churn {
+	volatile bool stop;
+	unsigned long iterations;
+};
+
+static void *churn_thread(void *arg)
+{
+	struct churn *c = arg;
+
+	while (!c->stop) {
+		char *q = mmap(NULL, 64 * PG, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (q == MAP_FAILED)
+			continue;
+		memset(q, 1, 64 * PG);
+		munmap(q + 8 * PG, 8 * PG);
+		munmap(q, 64 * PG);
+		c->iterations++;
+	}
+	return NULL;
+}
+
+TEST_F(compact, stress)
+{
+	const size_t n = 1024;
+	struct entry *t = calloc(n, sizeof(*t));
+	char *p = map_aligned(n * PG);
+	struct churn churn = {};
+	pthread_t threads[3];
+	int i, rounds = 0;
+	struct timespec t0, t1;
+
+	ASSERT_NE(NULL, p);
+	for (i = 0; i < 3; i++)
+		ASSERT_EQ(0, pthread_create(&threads[i], NULL, churn_thread, &churn));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		size_t j;
+
+		ASSERT_EQ(0, madvise(p, n * PG, MADV_DONTNEED));
+		for (j = rounds % 3; j < n; j += 3)
+			stamp(p, j, rounds);
+		ASSERT_EQ(0, compact(self->fd, p, n, t));
+		for (j = rounds % 3; j < n; j += 3)
+			ASSERT_TRUE(stamped((char *)(uintptr_t)t[j].new, j, rounds));
+		rounds++;
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+	} while (t1.tv_sec - t0.tv_sec < 4);
+	churn.stop = true;
+	for (i = 0; i < 3; i++)
+		pthread_join(threads[i], NULL);
+	TH_LOG("%d compactions, %lu mmaps by other threads", rounds, churn.iterations);
+	EXPECT_LT(1, rounds);
+	munmap(p, n * PG);
+	free(t);
+}
+
+TEST_HARNESS_MAIN
