@@ -34,6 +34,7 @@ if [ "$mode" = mm ]; then
 	cp /tmp/cs614-mm-results "$out/mm-results"
 elif [ "$mode" = bench ]; then
 	for b in cs614/*_bench; do
+		[ -z "$test" ] || [ "$b" = "cs614/$test" ] || continue
 		echo "# $b" >>"$log"
 		"./$b" >>"$log" 2>&1
 	done
