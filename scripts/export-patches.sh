@@ -9,7 +9,7 @@
 dev=${DEV:-$CS614_WORK/dev}
 [ -e "$dev/.git" ] || die "no developer tree at $dev: run 'make devtree'"
 rm -f "$CS614_TOP"/patches/*.patch
-git -C "$dev" format-patch -q --no-signature --zero-commit -N \
+git -C "$dev" format-patch -q --no-signature --zero-commit -N --patience \
 	-o "$CS614_TOP/patches" cs614-base..HEAD
 (cd "$CS614_TOP/patches" && ls -1 ./*.patch | sed 's|^\./||') >"$CS614_TOP/patches/series"
 log "exported $(wc -l <"$CS614_TOP/patches/series") patches from $dev"

@@ -119,7 +119,10 @@ pub(crate) fn compact(mm: &MmWithUser, req: &Request) -> Result<bool> {
         .checked_next_multiple_of(HPAGE_SIZE)
         .ok_or(EINVAL)?;
     let mut promoted = false;
-    if first.checked_add(HPAGE_SIZE).is_some_and(|e| e <= front_end) {
+    if first
+        .checked_add(HPAGE_SIZE)
+        .is_some_and(|e| e <= front_end)
+    {
         // Freshly faulted pages sit in per-CPU caches, off the LRU, until drained.
         mm::lru_add_drain_all();
         for addr in (first..front_end / HPAGE_SIZE * HPAGE_SIZE).step_by(HPAGE_SIZE) {
@@ -181,8 +184,7 @@ fn compact_locked(mm: &MmWithUser, req: &Request) -> Result<KVVec<u32>> {
         let src = populated[j] as usize;
         let shift = src - j;
         let mut run = 1;
-        while j + run < populated.len() && populated[j + run] as usize == src + run && run < shift
-        {
+        while j + run < populated.len() && populated[j + run] as usize == src + run && run < shift {
             run += 1;
         }
         if shift != 0 {
