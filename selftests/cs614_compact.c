@@ -254,22 +254,23 @@ static void pattern_case(struct __test_metadata *_metadata, int fd, size_t vma_p
 	free(t);
 }
 
-TEST_F(compact, range_inside_vma)
+/* Slow under KASAN and TCG: up to 5 minutes. */
+TEST_F_TIMEOUT(compact, range_inside_vma, 300)
 {
 	pattern_case(_metadata, self->fd, 2048, 300, 1000, 5);
 }
 
-TEST_F(compact, range_ends_at_vma_end)
+TEST_F_TIMEOUT(compact, range_ends_at_vma_end, 300)
 {
 	pattern_case(_metadata, self->fd, 1024, 24, 1000, 3);
 }
 
-TEST_F(compact, all_populated_is_identity)
+TEST_F_TIMEOUT(compact, all_populated_is_identity, 300)
 {
 	pattern_case(_metadata, self->fd, 600, 0, 600, 0);
 }
 
-TEST_F(compact, sparse_pattern_spanning_page_tables)
+TEST_F_TIMEOUT(compact, sparse_pattern_spanning_page_tables, 300)
 {
 	/* 3 page tables, one page in eleven populated. */
 	pattern_case(_metadata, self->fd, 1536, 0, 1536, 11);
@@ -382,7 +383,7 @@ TEST_F(compact, other_vma_kinds_refused)
 }
 
 /* A huge page in the middle of the range: split, moved, then promoted at the front. */
-TEST_F(compact, huge_page_in_range)
+TEST_F_TIMEOUT(compact, huge_page_in_range, 300)
 {
 	const size_t n = 1536;
 	struct entry *t = calloc(n, sizeof(*t));
@@ -506,7 +507,7 @@ TEST_F(compact, after_fork)
 }
 
 /* 2 GiB with one populated page: nothing proportional to the holes but the table. */
-TEST_F(compact, sparse_2g)
+TEST_F_TIMEOUT(compact, sparse_2g, 300)
 {
 	const size_t n = 2 * GB / PG;
 	struct entry *t = mmap(NULL, n * sizeof(*t), PROT_READ | PROT_WRITE,
@@ -559,7 +560,7 @@ static void *churn_thread(void *arg)
 	return NULL;
 }
 
-TEST_F(compact, stress)
+TEST_F_TIMEOUT(compact, stress, 300)
 {
 	const size_t n = 1024;
 	struct entry *t = calloc(n, sizeof(*t));

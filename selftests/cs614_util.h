@@ -317,18 +317,27 @@ fail:
 	return -1;
 }
 
-/* The /proc/self/pagemap entry of addr; 0 on error. */
+/*
+ * The /proc/self/pagemap entry of addr; 0 on error. The file stays open,
+ * per process: opened by a parent it would still describe the parent.
+ */
 static inline uint64_t cs614_pagemap(const void *addr)
 {
+	static pid_t pid;
+	static int fd = -1;
 	uint64_t ent = 0;
-	int fd = open("/proc/self/pagemap", O_RDONLY);
 
-	if (fd < 0)
-		return 0;
+	if (fd < 0 || pid != getpid()) {
+		if (fd >= 0)
+			close(fd);
+		fd = open("/proc/self/pagemap", O_RDONLY);
+		pid = getpid();
+		if (fd < 0)
+			return 0;
+	}
 	if (pread(fd, &ent, sizeof(ent), (uintptr_t)addr / getpagesize() * sizeof(ent)) !=
 	    sizeof(ent))
 		ent = 0;
-	close(fd);
 	return ent;
 }
 
@@ -340,14 +349,15 @@ static inline uint64_t cs614_pagemap(const void *addr)
 /* The /proc/kpageflags word of pfn; 0 on error. */
 static inline uint64_t cs614_kpageflags(uint64_t pfn)
 {
+	static int fd = -1;
 	uint64_t flags = 0;
-	int fd = open("/proc/kpageflags", O_RDONLY);
 
+	if (fd < 0)
+		fd = open("/proc/kpageflags", O_RDONLY);
 	if (fd < 0)
 		return 0;
 	if (pread(fd, &flags, sizeof(flags), pfn * sizeof(flags)) != sizeof(flags))
 		flags = 0;
-	close(fd);
 	return flags;
 }
 
@@ -404,6 +414,29 @@ static inline long cs614_vmstat(const char *name)
 	}
 	fclose(f);
 	return val;
+}
+
+/*
+ * Free pages, including those cached on per-CPU lists (the "count" of every
+ * pageset in /proc/zoneinfo), which nr_free_pages leaves out and which the
+ * kernel grows and shrinks at will; -1 on error.
+ */
+static inline long cs614_free_pages(void)
+{
+	long free = cs614_vmstat("nr_free_pages"), n;
+	FILE *f = fopen("/proc/zoneinfo", "r");
+	char line[256];
+
+	if (!f || free < 0) {
+		if (f)
+			fclose(f);
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, " count: %ld", &n) == 1)
+			free += n;
+	fclose(f);
+	return free;
 }
 
 /* The number of kernel threads named name. */
