@@ -9,6 +9,7 @@
 #   make lint            checkpatch --strict, rustfmt --check and CLIPPY=1 on our changes
 #   make check-mm        mm's own selftests here and on the unpatched base: no regression
 #   make shell           boot the built kernel with an interactive shell
+#   make rfc             write the series as an upstream RFC to out/rfc/ (rfc-check: build every step)
 #
 # Variables: FLAVOUR=default|debug, TOOLCHAIN=root|host, BASE=linux-source-X.Y,
 # CS614_CACHE=DIR (default ~/.cache/cs614), KVM=1, T=TEST, BOOT_TIMEOUT=SECONDS, JOBS=N.
@@ -16,7 +17,7 @@
 SHELL := /bin/bash
 export FLAVOUR TOOLCHAIN BASE CS614_CACHE KVM T BOOT_TIMEOUT JOBS BENCH MM_TESTS
 
-.PHONY: all build check bench lint check-mm shell toolchain fetch prepare devtree export-patches clean distclean
+.PHONY: all build check bench lint check-mm shell rfc rfc-check toolchain fetch prepare devtree export-patches clean distclean
 
 all: build
 
@@ -39,6 +40,13 @@ check-mm:
 # checkpatch --strict, rustfmt and clippy on what the series changes.
 lint:
 	@bash scripts/cs614.sh lint
+
+# The series as an upstream RFC in out/rfc/; rfc-check builds it step by step.
+rfc: fetch
+	@bash scripts/rfc.sh
+
+rfc-check: rfc
+	@bash scripts/rfc-check.sh
 
 toolchain:
 	@bash scripts/toolchain.sh

@@ -64,6 +64,10 @@ verdict() {
 		grep -E -B5 -A30 "$SPLAT" "$run/dmesg.log" | head -n 120 >&2
 	fi
 	if [ "$mode" = bench ]; then
+		# Kept for the RFC's cover letter (make rfc), one file per benchmark.
+		awk -v dir="$CS614_WORK" -v fl="$FLAVOUR" '
+			/^# cs614\// { f = dir "/bench-" fl "-" substr($2, 7) ".log"; printf "" > f }
+			f { print >> f }' "$run/tap.log"
 		[ -z "$splats" ] || die "kernel splat in the guest's log ($run/dmesg.log)"
 		! grep -q '^not ok' "$run/tap.log" || die "a benchmark failed"
 		return 0

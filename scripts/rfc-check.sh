@@ -1,0 +1,38 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# 'make rfc-check': build the RFC branch (see rfc.sh) at every step of the
+# series with the default configuration, incrementally in one object
+# directory ($CS614_WORK/build-rfc): each step must build vmlinux without a
+# new warning. The steps that touch widely included headers (mm_types.h,
+# the Rust bindings) rebuild most of the tree, so this takes long (about an
+# hour on 2 cores): it is not part of CI.
+. "$(dirname "$0")/lib.sh"
+
+rfc=$CS614_WORK/rfc
+build=$CS614_WORK/build-rfc
+[ -e "$rfc/.git" ] || die "no RFC branch: run 'make rfc'"
+[ -f "$CS614_WORK/build-default/.config" ] || die "no default configuration: run 'make build'"
+mkdir -p "$build"
+cp "$CS614_WORK/build-default/.config" "$build/.config"
+
+commits=$(git -C "$rfc" rev-list --reverse cs614-base..cs614-rfc)
+n=0
+total=$(wc -l <<<"$commits")
+while read -r c; do
+	n=$((n + 1))
+	git -C "$rfc" checkout -q "$c"
+	subject=$(git -C "$rfc" log -1 --format=%s "$c")
+	log "step $n/$total: $subject"
+	in_root make -s -C "$rfc" O="$build" LLVM=1 olddefconfig >/dev/null
+	if ! in_root make -s -C "$rfc" O="$build" LLVM=1 -j"$JOBS" vmlinux \
+		>"$build/step-$n.log" 2>&1; then
+		tail -n 40 "$build/step-$n.log" >&2
+		die "step $n does not build: $subject"
+	fi
+	if grep -q -E '(warning|error):' "$build/step-$n.log"; then
+		grep -E '(warning|error):' "$build/step-$n.log" >&2
+		die "step $n builds with warnings: $subject"
+	fi
+done <<<"$commits"
+git -C "$rfc" checkout -q cs614-rfc
+log "all $total steps build"

@@ -1,0 +1,148 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# 'make rfc': write the series as an upstream RFC to out/rfc/.
+#
+# The RFC branch (cs614-rfc, in the worktree $CS614_WORK/rfc) is the base
+# commit plus patches/series, with each overlay folded into the patch that
+# wires it in: mm/cs614/ into the patch adding it to mm/Makefile, the
+# selftests into the patch adding them to the selftests' TARGETS, the
+# documentation into the patch listing it in Documentation/mm/index.rst. Its
+# tree must equal the prepared tree. Then git format-patch --rfc
+# --cover-letter, with To/Cc from scripts/get_maintainer.pl, the cover letter
+# filled from scripts/rfc-cover.txt, the latest test results and benchmark
+# ratios, and checkpatch --strict of every patch.
+#
+#   RFC_VERSION=N   the -vN of the series (default 1)
+. "$(dirname "$0")/lib.sh"
+
+base=$CS614_WORK/base
+rfc=$CS614_WORK/rfc
+out=$CS614_TOP/out/rfc
+version=${RFC_VERSION:-1}
+[ -f "$CS614_WORK/base.stamp" ] || die "no base source: run 'make fetch'"
+
+export GIT_AUTHOR_NAME="cs614 developers" GIT_AUTHOR_EMAIL=cs614@localhost
+export GIT_COMMITTER_NAME="cs614 developers" GIT_COMMITTER_EMAIL=cs614@localhost
+r() { git -C "$rfc" "$@"; }
+
+if [ ! -e "$rfc/.git" ]; then
+	rm -rf "$rfc"
+	git -C "$base" worktree prune
+	git -C "$base" worktree add -q --detach "$rfc" cs614-base
+fi
+r am --abort >/dev/null 2>&1 || true
+r checkout -q -f -B cs614-rfc cs614-base
+r clean -q -fdx
+
+# fold PATCH_FILE PATH SOURCE: if the patch touches PATH, copy SOURCE in and
+# amend the commit just applied.
+fold() {
+	local patch=$1 wired=$2 src=$3 dst=$4
+	grep -q "^+++ b/$wired\$" "$patch" || return 0
+	mkdir -p "$rfc/$(dirname "$dst")"
+	cp -a "$src" "$rfc/$dst"
+	r add -A -f "$dst"
+	r commit -q --amend --no-edit
+}
+
+patches=$(series_patches)
+while read -r p; do
+	r am -q "$p" || die "patch $(basename "$p") does not apply"
+	fold "$p" mm/Makefile "$CS614_TOP/rust-mm-cs614/mm/cs614/." mm/cs614
+	fold "$p" tools/testing/selftests/Makefile "$CS614_TOP/selftests/." \
+		tools/testing/selftests/cs614
+	fold "$p" Documentation/mm/index.rst \
+		"$CS614_TOP/rust-mm-cs614/Documentation/mm/cs614.rst" Documentation/mm/cs614.rst
+done <<<"$patches"
+
+# Nothing of the overlays may be left out: same tree as 'make prepare' builds.
+bash "$CS614_TOP/scripts/prepare.sh" >/dev/null
+if ! git -C "$base" diff --quiet cs614-prepared cs614-rfc; then
+	git -C "$base" diff --stat cs614-prepared cs614-rfc >&2
+	die "the RFC branch differs from the prepared tree: an overlay file was not folded"
+fi
+
+rm -rf "$out"
+mkdir -p "$out"
+in_root bash -c "cd '$rfc' && git format-patch -q --rfc --cover-letter -v$version \
+	--patience --base=cs614-base --no-signature -o '$out' cs614-base..cs614-rfc"
+
+# Recipients: the maintainers and lists of everything the series touches.
+in_root bash -c "cd '$rfc' && perl scripts/get_maintainer.pl --no-rolestats \
+	--no-git --no-git-fallback --no-tree $out/v$version-0*-*.patch" |
+	grep -v -e '^cs614 developers' -e '^$' | sort -u >"$out/recipients"
+to=() cc=()
+while read -r who; do
+	case "$who" in
+	*linux-mm@* | *rust-for-linux@*) to+=("$who") ;;
+	*) cc+=("$who") ;;
+	esac
+done <"$out/recipients"
+
+# checkpatch --strict of every patch; what remains goes into the cover letter.
+checkpatch=$out/checkpatch
+: >"$checkpatch"
+for p in "$out"/v"$version"-0*-*.patch; do
+	case "$p" in *-0000-*) continue ;; esac
+	res=$(in_root perl "$rfc/scripts/checkpatch.pl" --strict --no-tree -q --terse "$p" || true)
+	[ -z "$res" ] || printf '%s\n' "$res" >>"$checkpatch"
+done
+
+# The latest test results of both flavours, and the benchmark ratios.
+results=""
+for f in default debug; do
+	s=$CS614_WORK/run-$f/summary
+	if [ -f "$s" ]; then
+		read -r pass fail skip <"$s"
+		results+="  $f: $pass passed, $fail failed, $skip skipped"$'\n'
+		results+=$(grep -E '^# # (PASSED|FAILED)|^(ok|not ok) [0-9]+ selftests' \
+			"$CS614_WORK/run-$f/tap.log" | sed 's/^/    /')$'\n'
+	else
+		results+="  $f: not run here yet ('make check FLAVOUR=$f')"$'\n'
+	fi
+done
+bench=$(grep -h -E 'ratio' "$CS614_WORK"/bench-*.log 2>/dev/null | sed 's/^# /  /' || true)
+[ -n "$bench" ] || bench="  not run here yet ('make bench')"
+if [ -s "$checkpatch" ]; then
+	cp_text="checkpatch.pl --strict reports:"$'\n'$(sed 's/^/  /' "$checkpatch")
+else
+	cp_text="checkpatch.pl --strict: no warning on any patch."
+fi
+stamp=$(sed -n 2p "$CS614_WORK/base.stamp")
+base_text="The series applies to Debian's linux-source-7.3 ($stamp),
+the 7.3.y stable tree as Debian ships it; base-commit below names the
+import of that tarball."
+
+cover=$(ls "$out"/v"$version"-0000-*.patch)
+python3 - "$cover" "$CS614_TOP/scripts/rfc-cover.txt" <<EOF
+import sys
+cover, template = sys.argv[1], sys.argv[2]
+t = open(template).read()
+t = t.replace("@RESULTS@", """$results""".rstrip())
+t = t.replace("@BENCH@", """$bench""".rstrip())
+t = t.replace("@CHECKPATCH@", """$cp_text""" + "\n\n" + """$base_text""")
+subject, body = t.split("\n", 1)
+s = open(cover).read()
+s = s.replace("*** SUBJECT HERE ***", subject)
+s = s.replace("*** BLURB HERE ***", body.strip() + "\n\nRecipients (scripts/get_maintainer.pl):\n" +
+              "".join("  " + l for l in open("$out/recipients")))
+open(cover, "w").write(s)
+EOF
+
+# To/Cc headers on every file, as git send-email would send them.
+for p in "$out"/v"$version"-0*-*.patch; do
+	hdr=""
+	for w in "${to[@]}"; do hdr+="To: $w"$'\n'; done
+	for w in "${cc[@]}"; do hdr+="Cc: $w"$'\n'; done
+	python3 - "$p" "$hdr" <<'EOF'
+import sys
+path, hdr = sys.argv[1], sys.argv[2]
+s = open(path).read()
+i = s.index("\nSubject: ")
+open(path, "w").write(s[:i + 1] + hdr + s[i + 1:])
+EOF
+done
+
+n=$(ls "$out"/v"$version"-0*-*.patch | wc -l)
+log "RFC v$version: $((n - 1)) patches + cover letter in $out ($(wc -l <"$out/recipients") recipients)"
+[ ! -s "$checkpatch" ] || log "checkpatch --strict: $(wc -l <"$checkpatch") remarks, listed in the cover letter"
