@@ -206,7 +206,7 @@ TEST_F(promote, bad_writes)
 	static char junk[4096];
 	unsigned int i;
 
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
 		errno = 0;
 		EXPECT_EQ(-1, write_flag(bad[i], strlen(bad[i])))
 			TH_LOG("write of \"%s\" was accepted", bad[i]);

@@ -48,7 +48,7 @@ static double median(double *v, int n)
 
 static int fd;
 
-/* Moves the VMA at from to to; returns the time it took in microseconds. */
+/* Moves the VMA at "from" to "to"; returns the time it took in microseconds. */
 static double move(int by_ioctl, char *from, char *to)
 {
 	struct cs614_move_vma arg = { (uintptr_t)from, (uintptr_t)to };
@@ -88,7 +88,8 @@ static void bench(const char *name, char *home, char *dest)
 		(first ? by_ioctl : by_mremap)[2 * i + 1] = move(first, dest, home);
 	}
 	for (i = 0; i < 2 * REPS; i++)
-		ksft_print_msg("  sample %d: ioctl %.0f us, mremap %.0f us\n", i, by_ioctl[i], by_mremap[i]);
+		ksft_print_msg("  sample %d: ioctl %.0f us, mremap %.0f us\n", i, by_ioctl[i],
+			       by_mremap[i]);
 	check(home);
 	mi = median(by_ioctl, 2 * REPS);
 	mm = median(by_mremap, 2 * REPS);

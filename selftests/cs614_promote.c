@@ -452,7 +452,8 @@ TEST_F(promote, munmap_one_page)
 	for (off = 0; off < 2 * HPAGE; off += 4096) {
 		if (p + off == hole)
 			continue;
-		ASSERT_EQ(cs614_pattern_word(off, 11), *(uint64_t *)(p + off)) TH_LOG("page %zu", off / 4096);
+		ASSERT_EQ(cs614_pattern_word(off, 11), *(uint64_t *)(p + off))
+			TH_LOG("page %zu", off / 4096);
 	}
 	munmap(p, 2 * HPAGE);
 }

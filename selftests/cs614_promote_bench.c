@@ -94,7 +94,8 @@ static double promote(int by_round)
 
 	rss_after = cs614_smaps_kb(p, "Rss");
 	if (cs614_anon_huge_kb(p) != (long)(LEN / 1024))
-		ksft_exit_fail_msg("%s: %ld kB of %lu kB huge\n", by_round ? "round" : "MADV_COLLAPSE",
+		ksft_exit_fail_msg("%s: %ld kB of %lu kB huge\n",
+				   by_round ? "round" : "MADV_COLLAPSE",
 				   cs614_anon_huge_kb(p), LEN / 1024);
 	if (rss_after != rss_before)
 		ksft_exit_fail_msg("RSS %ld kB before, %ld kB after\n", rss_before, rss_after);
@@ -136,7 +137,7 @@ int main(void)
 	mr = median(by_round, REPS);
 	mc = median(by_collapse, REPS);
 	ksft_print_msg("512 MiB, 256 ranges: RSS unchanged (%lu kB) by either\n", LEN / 1024);
-	ksft_print_msg("promotion round median %.0f us/range, MADV_COLLAPSE median %.0f us/range, ratio %.3f\n",
+	ksft_print_msg("medians: round %.0f us/range, MADV_COLLAPSE %.0f us/range, ratio %.3f\n",
 		       mr, mc, mr / mc);
 	ksft_test_result(mr / mc <= 1.25, "round / MADV_COLLAPSE <= 1.25\n");
 	ksft_finished();

@@ -221,7 +221,8 @@ static inline long cs614_smaps_kb(const void *addr, const char *field)
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%lx-%lx ", &start, &end) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+		if (sscanf(line, "%lx-%lx ", &start, &end) == 2 &&
+		    strchr(line, '-') < strchr(line, ' ')) {
 			in = start <= (uintptr_t)addr && (uintptr_t)addr < end;
 			continue;
 		}
@@ -461,8 +462,10 @@ static inline int cs614_count_kthreads(const char *name)
 		p = fgets(stat, sizeof(stat), f);
 		fclose(f);
 		/* pid (comm) state ppid pgrp session tty_nr tpgid flags ... */
-		if (!p || !(p = strchr(stat, '(')) || strncmp(p + 1, name, strlen(name)) ||
-		    p[1 + strlen(name)] != ')')
+		if (!p)
+			continue;
+		p = strchr(stat, '(');
+		if (!p || strncmp(p + 1, name, strlen(name)) || p[1 + strlen(name)] != ')')
 			continue;
 		p += 2 + strlen(name);
 		for (i = 0; i < 6 && p; i++)
@@ -474,11 +477,12 @@ static inline int cs614_count_kthreads(const char *name)
 	return n;
 }
 
+#define CS614_THP_STATS "/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/stats/"
+
 /* The number of partially mapped anonymous 2 MiB folios (deferred split queue). */
 static inline long cs614_partially_mapped_thps(void)
 {
-	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/stats/"
-			"nr_anon_partially_mapped", "r");
+	FILE *f = fopen(CS614_THP_STATS "nr_anon_partially_mapped", "r");
 	long n = -1;
 
 	if (!f)
