@@ -3,7 +3,11 @@
 # Static checks of what this project changes in the kernel:
 #  - scripts/checkpatch.pl --strict on every patch of the series,
 #  - rustfmt --check on every Rust file the series or the overlay touches,
-#  - a CLIPPY=1 build of the Rust code (rust/ and mm/cs614/), no warnings.
+#  - a CLIPPY=1 build of the Rust code (rust/ and mm/cs614/), no warnings,
+#  - make rustdoc, no warnings,
+#  - a W=1 build of every C file the series touches, no warnings,
+#  - Documentation/mm/cs614.rst through Sphinx (make htmldocs) if the root
+#    has it, else through docutils if the host has it, else skipped.
 # The MAINTAINERS reminder for new files is reported but not fatal.
 . "$(dirname "$0")/lib.sh"
 
@@ -43,8 +47,51 @@ clippy() {
 	fi
 }
 
+rustdoc() {
+	in_root make -s -C "$linux" O="$build" LLVM=1 -j"$JOBS" rustdoc \
+		>"$build.rustdoc.log" 2>&1 || { cat "$build.rustdoc.log"; fail=1; return 0; }
+	if grep -q -E '^(warning|error)' "$build.rustdoc.log"; then
+		cat "$build.rustdoc.log"
+		fail=1
+	fi
+}
+
+w1() {
+	local objs
+	objs=$(git -C "$linux" diff --name-only cs614-base HEAD -- '*.c' |
+		grep -v -e '^tools/' -e '^samples/' | sed -e 's|^rust/helpers/.*|rust/helpers/helpers.c|' \
+		-e 's|\.c$|.o|' | sort -u)
+	# shellcheck disable=SC2086
+	in_root make -s -C "$linux" O="$build" LLVM=1 -j"$JOBS" W=1 $objs \
+		>"$build.w1.log" 2>&1 || { cat "$build.w1.log"; fail=1; return 0; }
+	if grep -q -E 'warning:' "$build.w1.log"; then
+		cat "$build.w1.log"
+		fail=1
+	fi
+}
+
+docs() {
+	local rst=$linux/Documentation/mm/cs614.rst
+	if in_root python3 -c 'import sphinx' 2>/dev/null; then
+		in_root make -s -C "$linux" O="$build" SPHINXDIRS=mm htmldocs \
+			>"$build.htmldocs.log" 2>&1 || { tail -n 20 "$build.htmldocs.log"; fail=1; }
+		if grep -E 'cs614' "$build.htmldocs.log" | grep -q -i -E 'warning|error'; then
+			grep -E 'cs614' "$build.htmldocs.log"
+			fail=1
+		fi
+	elif python3 -c 'import docutils' 2>/dev/null; then
+		python3 -m docutils --halt=warning --report=warning "$rst" /dev/null ||
+			{ log "docs: $rst has reStructuredText warnings"; fail=1; }
+	else
+		log "docs: neither Sphinx nor docutils available, $rst not checked"
+	fi
+}
+
 stage checkpatch checkpatch
 stage rustfmt rustfmt_check
 stage clippy clippy
+stage rustdoc rustdoc
+stage w1 w1
+stage docs docs
 [ "$fail" = 0 ] || die "static checks failed"
 log "static checks clean"
