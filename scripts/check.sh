@@ -15,6 +15,8 @@ linux=$CS614_WORK/linux
 build=$CS614_WORK/build-$FLAVOUR
 install=$build/kselftest/kselftest_install
 run=$CS614_WORK/run-$FLAVOUR
+# Benchmarks get a directory of their own: the tests' results stay for 'make rfc'.
+if [ "${BENCH:-0}" = 1 ]; then run=$CS614_WORK/bench-$FLAVOUR; fi
 BOOT_TIMEOUT=${BOOT_TIMEOUT:-1200}
 T=${T:-}
 # What in the guest's kernel log fails a run.
