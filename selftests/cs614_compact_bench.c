@@ -28,6 +28,7 @@
 #include <linux/userfaultfd.h>
 
 #include "../kselftest.h"
+#include "cs614_bench.h"
 #include "cs614_util.h"
 
 #define MB		(1024UL * 1024)
@@ -43,27 +44,6 @@ struct entry {
 
 static struct entry *table;
 static int fd;
-
-static double now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 static int promote;
 
@@ -98,11 +78,11 @@ static double by_ioctl(char *p)
 	struct cs614_compact_vma arg = {
 		.addr = (uintptr_t)p, .length = NR_PAGES, .buff = (uintptr_t)table,
 	};
-	double t = now_us();
+	double t = cs614_now_us();
 
 	if (ioctl(fd, IOCTL_COMPACT_VMA, &arg))
 		ksft_exit_fail_msg("IOCTL_COMPACT_VMA: %s\n", strerror(errno));
-	return now_us() - t;
+	return cs614_now_us() - t;
 }
 
 /* The same moves, one UFFDIO_MOVE per page; the table built in user space too. */
@@ -118,7 +98,7 @@ static double by_uffd_move(char *p)
 
 	if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api) || ioctl(uffd, UFFDIO_REGISTER, &reg))
 		ksft_exit_fail_msg("userfaultfd: %s\n", strerror(errno));
-	t = now_us();
+	t = cs614_now_us();
 	for (i = 0; i < NR_PAGES; i += 2, k++) {
 		struct uffdio_move mv = {
 			.dst = (uintptr_t)(p + k * PG), .src = (uintptr_t)(p + i * PG), .len = PG,
@@ -130,7 +110,7 @@ static double by_uffd_move(char *p)
 		if (i && ioctl(uffd, UFFDIO_MOVE, &mv))
 			ksft_exit_fail_msg("UFFDIO_MOVE: %s\n", strerror(errno));
 	}
-	t = now_us() - t;
+	t = cs614_now_us() - t;
 	close(uffd);
 	return t;
 }
@@ -139,7 +119,7 @@ static double by_uffd_move(char *p)
 static double by_copy(char *p)
 {
 	size_t i, k = 0;
-	double t = now_us();
+	double t = cs614_now_us();
 
 	for (i = 0; i < NR_PAGES; i += 2, k++) {
 		table[i] = (struct entry){ (uintptr_t)(p + i * PG), (uintptr_t)(p + k * PG) };
@@ -150,7 +130,7 @@ static double by_copy(char *p)
 	}
 	if (madvise(p + LEN / 2, LEN / 2, MADV_DONTNEED))
 		ksft_exit_fail_msg("MADV_DONTNEED: %s\n", strerror(errno));
-	return now_us() - t;
+	return cs614_now_us() - t;
 }
 
 int main(void)
@@ -195,11 +175,11 @@ int main(void)
 			ksft_exit_fail_msg("front not promoted: %ld kB\n", cs614_anon_huge_kb(p));
 		munmap(p, LEN);
 	}
-	mp = median(with_promotion, REPS);
+	mp = cs614_median(with_promotion, REPS);
 	ksft_print_msg("ioctl with promotion of the front (256 huge pages): median %.0f us\n", mp);
 	cs614_thp_restore();
 	for (i = 0; i < 3; i++)
-		med[i] = median(samples[i], REPS);
+		med[i] = cs614_median(samples[i], REPS);
 	ksft_print_msg("1 GiB, every other page: %s %.0f us, %s %.0f us, %s %.0f us\n",
 		       name[0], med[0], name[1], med[1], name[2], med[2]);
 	ksft_print_msg("ratio ioctl/UFFDIO_MOVE %.3f, memcpy/ioctl %.2f\n",

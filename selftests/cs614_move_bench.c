@@ -20,31 +20,11 @@
 #include <linux/cs614.h>
 
 #include "../kselftest.h"
+#include "cs614_bench.h"
 
 #define MB		(1024UL * 1024)
 #define LEN		(1024 * MB)
 #define REPS		5
-
-static double now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 static int fd;
 
@@ -52,7 +32,7 @@ static int fd;
 static double move(int by_ioctl, char *from, char *to)
 {
 	struct cs614_move_vma arg = { (uintptr_t)from, (uintptr_t)to };
-	double t = now_us();
+	double t = cs614_now_us();
 
 	if (by_ioctl) {
 		if (ioctl(fd, IOCTL_MVE_VMA_TO, &arg))
@@ -60,7 +40,7 @@ static double move(int by_ioctl, char *from, char *to)
 	} else if (mremap(from, LEN, LEN, MREMAP_MAYMOVE | MREMAP_FIXED, to) != to) {
 		ksft_exit_fail_msg("mremap: %s\n", strerror(errno));
 	}
-	return now_us() - t;
+	return cs614_now_us() - t;
 }
 
 static void check(const char *p)
@@ -91,8 +71,8 @@ static void bench(const char *name, char *home, char *dest)
 		ksft_print_msg("  sample %d: ioctl %.0f us, mremap %.0f us\n", i, by_ioctl[i],
 			       by_mremap[i]);
 	check(home);
-	mi = median(by_ioctl, 2 * REPS);
-	mm = median(by_mremap, 2 * REPS);
+	mi = cs614_median(by_ioctl, 2 * REPS);
+	mm = cs614_median(by_mremap, 2 * REPS);
 	ksft_print_msg("%s: IOCTL_MVE_VMA_TO median %.0f us, mremap median %.0f us, ratio %.3f\n",
 		       name, mi, mm, mi / mm);
 	ksft_test_result_pass("%s\n", name);

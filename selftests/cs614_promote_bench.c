@@ -21,6 +21,7 @@
 #include <linux/cs614.h>
 
 #include "../kselftest.h"
+#include "cs614_bench.h"
 #include "cs614_util.h"
 
 #ifndef MADV_COLLAPSE
@@ -32,27 +33,6 @@
 #define NR_RANGES	256
 #define LEN		(NR_RANGES * HPAGE)
 #define REPS		7
-
-static double now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 /* A 2 MiB-aligned, fully populated mapping of LEN bytes of 4 KiB pages. */
 static char *populated(void)
@@ -83,14 +63,14 @@ static double promote(int by_round)
 
 	if (cs614_anon_huge_kb(p) != 0)
 		ksft_exit_fail_msg("huge pages before promotion\n");
-	t = now_us();
+	t = cs614_now_us();
 	if (by_round) {
 		if (cs614_promote_round(600000))
 			ksft_exit_fail_msg("promotion round failed or timed out\n");
 	} else if (madvise(p, LEN, MADV_COLLAPSE)) {
 		ksft_exit_fail_msg("MADV_COLLAPSE: %s\n", strerror(errno));
 	}
-	t = now_us() - t;
+	t = cs614_now_us() - t;
 
 	rss_after = cs614_smaps_kb(p, "Rss");
 	if (cs614_anon_huge_kb(p) != (long)(LEN / 1024))
@@ -134,8 +114,8 @@ int main(void)
 			       i, by_round[i], by_collapse[i]);
 	}
 	cs614_thp_restore();
-	mr = median(by_round, REPS);
-	mc = median(by_collapse, REPS);
+	mr = cs614_median(by_round, REPS);
+	mc = cs614_median(by_collapse, REPS);
 	ksft_print_msg("512 MiB, 256 ranges: RSS unchanged (%lu kB) by either\n", LEN / 1024);
 	ksft_print_msg("medians: round %.0f us/range, MADV_COLLAPSE %.0f us/range, ratio %.3f\n",
 		       mr, mc, mr / mc);
