@@ -13,7 +13,6 @@ build=$CS614_WORK/build-rfc
 [ -e "$rfc/.git" ] || die "no RFC branch: run 'make rfc'"
 [ -f "$CS614_WORK/build-default/.config" ] || die "no default configuration: run 'make build'"
 mkdir -p "$build"
-cp "$CS614_WORK/build-default/.config" "$build/.config"
 
 commits=$(git -C "$rfc" rev-list --reverse cs614-base..cs614-rfc)
 n=0
@@ -23,6 +22,9 @@ while read -r c; do
 	git -C "$rfc" checkout -q "$c"
 	subject=$(git -C "$rfc" log -1 --format=%s "$c")
 	log "step $n/$total: $subject"
+	# The default configuration at every step: CONFIG_CS614=y takes effect
+	# from the step that adds the symbol on.
+	cp "$CS614_WORK/build-default/.config" "$build/.config"
 	in_root make -s -C "$rfc" O="$build" LLVM=1 olddefconfig >/dev/null
 	if ! in_root make -s -C "$rfc" O="$build" LLVM=1 -j"$JOBS" vmlinux \
 		>"$build/step-$n.log" 2>&1; then
@@ -34,5 +36,6 @@ while read -r c; do
 		die "step $n builds with warnings: $subject"
 	fi
 done <<<"$commits"
+grep -q '^CONFIG_CS614=y' "$build/.config" || die "the last step did not build CONFIG_CS614"
 git -C "$rfc" checkout -q cs614-rfc
 log "all $total steps build"
