@@ -164,8 +164,9 @@ fn compact_locked(mm: &MmWithUser, req: &Request) -> Result<KVVec<u32>> {
     let mut cursor = req.start;
     while cursor < req.end() {
         let (count, next) = guard.populated_pages(vma, cursor, req.end(), &mut batch)?;
+        let found = batch.get(..count).ok_or(EINVAL)?;
         populated.reserve(count, GFP_KERNEL)?;
-        for &addr in &batch[..count] {
+        for &addr in found {
             // Cannot fail: the capacity is reserved; indices fit in `u32` as `pages` did.
             let _ = populated.push(((addr - req.start) / PAGE_SIZE) as u32, GFP_NOWAIT);
         }
