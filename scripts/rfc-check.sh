@@ -6,6 +6,8 @@
 # new warning. The steps that touch widely included headers (mm_types.h,
 # the Rust bindings) rebuild most of the tree, so this takes long (about an
 # hour on 2 cores): it is not part of CI.
+#
+#   RFC_FROM=N   start at step N (the earlier ones built before)
 . "$(dirname "$0")/lib.sh"
 
 rfc=$CS614_WORK/rfc
@@ -19,6 +21,7 @@ n=0
 total=$(wc -l <<<"$commits")
 while read -r c; do
 	n=$((n + 1))
+	[ "$n" -ge "${RFC_FROM:-1}" ] || continue
 	git -C "$rfc" checkout -q "$c"
 	subject=$(git -C "$rfc" log -1 --format=%s "$c")
 	log "step $n/$total: $subject"
