@@ -393,12 +393,11 @@ TEST_F_TIMEOUT(compact, huge_page_in_range, 300)
 	const size_t n = 1536;
 	struct entry *t = calloc(n, sizeof(*t));
 	char *p = map_aligned(n * PG);
-	int reg = open("/dev/cs614", O_RDWR);
 	size_t i;
 
 	ASSERT_NE(NULL, p);
-	ASSERT_LE(0, reg);
-	ASSERT_EQ(0, ioctl(reg, IOCTL_PROMOTE_VMA, NULL));
+	/* Registered for promotion through the fixture's file. */
+	ASSERT_EQ(0, ioctl(self->fd, IOCTL_PROMOTE_VMA, NULL));
 	/* [0, 2 MiB) half populated, [2, 4) MiB full and promoted, [4, 6) MiB empty. */
 	for (i = 0; i < 512; i += 2)
 		stamp(p, i, 3);
@@ -418,7 +417,6 @@ TEST_F_TIMEOUT(compact, huge_page_in_range, 300)
 
 		ASSERT_TRUE(ok) TH_LOG("entry %zu", i);
 	}
-	close(reg);
 	munmap(p, n * PG);
 	free(t);
 }
@@ -429,13 +427,12 @@ TEST_F(compact, huge_page_in_place_kept)
 	const size_t n = 1024;
 	struct entry *t = calloc(n, sizeof(*t));
 	char *p = map_aligned(n * PG);
-	int reg = open("/dev/cs614", O_RDWR);
 	uint64_t head;
 	size_t i;
 
 	ASSERT_NE(NULL, p);
-	ASSERT_LE(0, reg);
-	ASSERT_EQ(0, ioctl(reg, IOCTL_PROMOTE_VMA, NULL));
+	/* Registered for promotion through the fixture's file. */
+	ASSERT_EQ(0, ioctl(self->fd, IOCTL_PROMOTE_VMA, NULL));
 	for (i = 0; i < 512; i++)
 		stamp(p, i, 4);
 	ASSERT_EQ(0, cs614_promote_round(60000));
@@ -452,7 +449,6 @@ TEST_F(compact, huge_page_in_place_kept)
 		if (i < 512 || (i >= 600 && (i - 600) % 3 == 0))
 			ASSERT_TRUE(stamped((char *)(uintptr_t)t[i].new, i, 4))
 				TH_LOG("entry %zu", i);
-	close(reg);
 	munmap(p, n * PG);
 	free(t);
 }
