@@ -13,16 +13,14 @@
 //! `kvmalloc` vector; nothing is proportional to the holes. The page tables of the holes are not
 //! visited either: `populated_pages` skips missing page tables at the level they are missing.
 
+use crate::promote;
 use kernel::{
     alloc::KVVec,
-    mm::{self, virt::flags, MmWithUser},
+    mm::{virt::flags, MmWithUser},
     page::PAGE_SIZE,
     prelude::*,
     uaccess::{UserPtr, UserSlice},
 };
-
-/// The size of a PMD-mapped huge page.
-const HPAGE_SIZE: usize = 1 << kernel::bindings::HPAGE_PMD_SHIFT;
 
 /// How many addresses one batch of the page table walk collects.
 const WALK_BATCH: usize = 256;
@@ -113,23 +111,7 @@ pub(crate) fn compact(mm: &MmWithUser, req: &Request) -> Result<bool> {
     let populated = compact_locked(mm, req)?;
 
     // Promote what became promotable: the 2 MiB-aligned ranges of the new populated front.
-    let front_end = req.addr(populated.len());
-    let first = req
-        .start
-        .checked_next_multiple_of(HPAGE_SIZE)
-        .ok_or(EINVAL)?;
-    let mut promoted = false;
-    if first
-        .checked_add(HPAGE_SIZE)
-        .is_some_and(|e| e <= front_end)
-    {
-        // Freshly faulted pages sit in per-CPU caches, off the LRU, until drained.
-        mm::lru_add_drain_all();
-        for addr in (first..front_end / HPAGE_SIZE * HPAGE_SIZE).step_by(HPAGE_SIZE) {
-            // A range that cannot be promoted now stays as it is: compaction is complete.
-            promoted |= mm.collapse_populated_pmd(addr).unwrap_or(false);
-        }
-    }
+    let promoted = promote::promote_now(mm, req.start, req.addr(populated.len()));
 
     // Populated pages go to their rank; holes, in order, to the slots after the last one.
     let k = populated.len();

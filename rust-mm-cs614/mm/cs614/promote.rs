@@ -31,6 +31,29 @@ use kernel::{
 /// The size of a PMD-mapped huge page.
 const HPAGE_SIZE: usize = 1 << bindings::HPAGE_PMD_SHIFT;
 
+/// The bounds of the 2 MiB-aligned ranges lying entirely inside `start..end`, if there is one.
+fn huge_bounds(start: usize, end: usize) -> Option<(usize, usize)> {
+    let first = start.checked_next_multiple_of(HPAGE_SIZE)?;
+    let last = end / HPAGE_SIZE * HPAGE_SIZE;
+    (first < last).then_some((first, last))
+}
+
+/// Promotes, now and in the caller's context, the fully populated 2 MiB-aligned ranges inside
+/// `start..end` of `mm`; returns whether any became a huge page. A range that cannot be
+/// promoted is left as it is. Compaction uses it for its new populated front.
+pub(crate) fn promote_now(mm: &MmWithUser, start: usize, end: usize) -> bool {
+    let Some((first, last)) = huge_bounds(start, end) else {
+        return false;
+    };
+    // Freshly faulted pages sit in per-CPU caches, off the LRU, until drained.
+    mm::lru_add_drain_all();
+    let mut promoted = false;
+    for addr in (first..last).step_by(HPAGE_SIZE) {
+        promoted |= mm.collapse_populated_pmd(addr).unwrap_or(false);
+    }
+    promoted
+}
+
 /// A round was requested and has not started yet.
 const ROUND_REQUESTED: u8 = 1 << 0;
 /// A round was requested and has not ended yet: the value of the sysfs flag.
@@ -237,9 +260,7 @@ fn next_candidate(mm: &MmWithUser, from: usize) -> Option<(usize, usize)> {
         if !vma.is_anonymous() || vma.flags() & mm::virt::flags::NOHUGEPAGE != 0 {
             return None;
         }
-        let start = vma.start().max(from).checked_next_multiple_of(HPAGE_SIZE)?;
-        let end = vma.end() / HPAGE_SIZE * HPAGE_SIZE;
-        (start < end).then_some((start, end))
+        huge_bounds(vma.start().max(from), vma.end())
     })
 }
 
