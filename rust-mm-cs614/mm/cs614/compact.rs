@@ -3,17 +3,17 @@
 //! Compacting a VMA range: `IOCTL_COMPACT_VMA`.
 //!
 //! The populated pages of the range move, in ascending order, to its front; the holes end up at
-//! its back. Pages move by their page table entries (`MmapWriteGuard::move_anon_pages`, the
-//! machinery of `UFFDIO_MOVE`), never by copy, under one hold of the mmap write lock, so that no
-//! other thread faults or maps in the range meanwhile. Then every 2 MiB-aligned range of the new
-//! populated front is promoted to a huge page with part 2's collapse, and the old→new table is
-//! written to user space, outside the lock.
+//! its back. Pages move by their page table entries (`MmapWriteGuard::pack_anon_pages`: the
+//! machinery of `UFFDIO_MOVE`, batched per page table), never by copy, under one hold of the
+//! mmap write lock, so that no other thread faults or maps in the range meanwhile. Then every
+//! 2 MiB-aligned range of the new populated front is promoted to a huge page with part 2's
+//! collapse, and the old→new table is written to user space, outside the lock.
 //!
 //! Memory: the original indices of the populated pages (4 bytes each) are kept in one
 //! `kvmalloc` vector; nothing is proportional to the holes. The page tables of the holes are not
 //! visited either: `populated_pages` skips missing page tables at the level they are missing.
 
-use crate::promote;
+use crate::promote::{self, HPAGE_SIZE};
 use kernel::{
     alloc::KVVec,
     mm::{virt::flags, MmWithUser},
@@ -102,9 +102,10 @@ impl Request {
 ///
 /// Errors: `EINVAL` if the range is not inside one private, writable anonymous VMA or holds a
 /// guard region, `ENOENT` if it has no populated page, `EBUSY` if a populated page is shared
-/// with another process (fork): all with nothing changed. Should a move fail midway (a fatal
-/// signal, no memory for a page table), the range is left partly compacted, every byte still
-/// in a page of the range, and the error returned without a table.
+/// with another process (fork) or the VMA is registered for userfaultfd write protection: all
+/// with nothing changed. Should a move fail midway (a fatal signal, no memory for a page table,
+/// a page pinned meanwhile), the range is left partly compacted, every byte still in a page of
+/// the range, and the error returned without a table.
 ///
 /// Returns whether the caller should make demotion apply to `mm`: some huge page is mapped now.
 pub(crate) fn compact(mm: &MmWithUser, req: &Request) -> Result<bool> {
@@ -158,30 +159,26 @@ fn compact_locked(mm: &MmWithUser, req: &Request) -> Result<KVVec<u32>> {
         return Err(ENOENT);
     }
 
-    // The page of rank `j` moves from index `populated[j] >= j` to `j`. Slots below `j` are
-    // already filled and slot `j` is empty by then, so ascending order never meets a populated
-    // destination. Consecutive pages move together, in steps no longer than their shift, so
-    // that a step's source and destination do not overlap.
-    let mut j = 0;
-    while j < populated.len() {
-        let src = populated[j] as usize;
-        let shift = src - j;
-        let mut run = 1;
-        while j + run < populated.len() && populated[j + run] as usize == src + run && run < shift {
-            run += 1;
+    // The page of rank `j` moves from index `populated[j] >= j` to `j`. In ascending order,
+    // slots below `j` are filled and those from `j` up to `populated[j]` empty by then, so
+    // every destination is empty when its turn comes. Pages already in place stay; the others
+    // move one source page table (2 MiB) at a time, so that no call crosses unpopulated page
+    // tables.
+    let k = populated.len();
+    let mut j = populated
+        .iter()
+        .enumerate()
+        .position(|(j, &p)| p as usize != j)
+        .unwrap_or(k);
+    while let Some(&p) = populated.get(j) {
+        let src = req.addr(p as usize);
+        let src_end = req.end().min((src / HPAGE_SIZE + 1) * HPAGE_SIZE);
+        let moved = guard.pack_anon_pages(vma, req.addr(j), src, src_end - src)? / PAGE_SIZE;
+        if moved == 0 {
+            // Cannot happen: the source page is populated.
+            return Err(EAGAIN);
         }
-        if shift != 0 {
-            let mut done = 0;
-            while done < run * PAGE_SIZE {
-                done += guard.move_anon_pages(
-                    vma,
-                    req.addr(j) + done,
-                    req.addr(src) + done,
-                    run * PAGE_SIZE - done,
-                )?;
-            }
-        }
-        j += run;
+        j += moved;
     }
     Ok(populated)
 }

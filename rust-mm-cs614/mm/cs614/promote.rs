@@ -29,7 +29,7 @@ use kernel::{
 };
 
 /// The size of a PMD-mapped huge page.
-const HPAGE_SIZE: usize = 1 << bindings::HPAGE_PMD_SHIFT;
+pub(crate) const HPAGE_SIZE: usize = 1 << bindings::HPAGE_PMD_SHIFT;
 
 /// The bounds of the 2 MiB-aligned ranges lying entirely inside `start..end`, if there is one.
 fn huge_bounds(start: usize, end: usize) -> Option<(usize, usize)> {
