@@ -22,11 +22,13 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <linux/cs614.h>
+#include <linux/userfaultfd.h>
 
 #include "../kselftest_harness.h"
 #include "cs614_util.h"
@@ -387,6 +389,67 @@ TEST_F(compact, other_vma_kinds_refused)
 	close(memfd);
 }
 
+/* A userfaultfd registered on the range, in mode (MISSING or WP). */
+static int uffd_register(void *p, size_t len, __u64 mode)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { .range = { (uintptr_t)p, len }, .mode = mode };
+	int uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+	if (uffd < 0)
+		return -1;
+	if (ioctl(uffd, UFFDIO_API, &api) || ioctl(uffd, UFFDIO_REGISTER, &reg)) {
+		close(uffd);
+		return -1;
+	}
+	return uffd;
+}
+
+/*
+ * Write protection by userfaultfd lives in the PTEs, which a move would
+ * rebuild without it: such a VMA is refused, EBUSY, nothing moved. A VMA
+ * registered for missing pages only compacts as any other.
+ */
+TEST_F(compact, userfaultfd_ranges)
+{
+	const size_t n = 64;
+	struct uffdio_writeprotect wp;
+	struct entry t[64];
+	uint64_t pfns[64];
+	char *p = map_aligned(n * PG);
+	size_t i;
+	int uffd;
+
+	ASSERT_NE(NULL, p);
+	for (i = 0; i < n; i += 2)
+		stamp(p, i, 8);
+	pfns_of(p, n, pfns);
+	uffd = uffd_register(p, n * PG, UFFDIO_REGISTER_MODE_WP);
+	if (uffd < 0)
+		SKIP(munmap(p, n * PG); return, "userfaultfd WP: %s", strerror(errno));
+	wp = (struct uffdio_writeprotect){
+		.range = { (uintptr_t)p, n * PG }, .mode = UFFDIO_WRITEPROTECT_MODE_WP,
+	};
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_WRITEPROTECT, &wp));
+
+	EXPECT_EQ(-1, compact(self->fd, p, n, t));
+	EXPECT_EQ(EBUSY, errno);
+	EXPECT_TRUE(same_pfns(p, n, pfns));
+	close(uffd);
+
+	uffd = uffd_register(p, n * PG, UFFDIO_REGISTER_MODE_MISSING);
+	ASSERT_LE(0, uffd);
+	ASSERT_EQ(0, compact(self->fd, p, n, t));
+	for (i = 0; i < n; i += 2) {
+		ASSERT_EQ((uintptr_t)(p + i / 2 * PG), t[i].new);
+		ASSERT_EQ(pfns[i], pfn_of(p + i / 2 * PG)) TH_LOG("entry %zu", i);
+		ASSERT_TRUE(stamped(p + i / 2 * PG, i, 8)) TH_LOG("entry %zu", i);
+	}
+	EXPECT_EQ(0, cs614_present_pages(p + n / 2 * PG, n / 2 * PG));
+	close(uffd);
+	munmap(p, n * PG);
+}
+
 /* A huge page in the middle of the range: split, moved, then promoted at the front. */
 TEST_F_TIMEOUT(compact, huge_page_in_range, 300)
 {
@@ -450,6 +513,55 @@ TEST_F(compact, huge_page_in_place_kept)
 			ASSERT_TRUE(stamped((char *)(uintptr_t)t[i].new, i, 4))
 				TH_LOG("entry %zu", i);
 	munmap(p, n * PG);
+	free(t);
+}
+
+/*
+ * Zero-page entries (a read of a hole) are populated too: they move with the
+ * pages around them, one by one, while the pages move in batches.
+ */
+TEST_F_TIMEOUT(compact, zero_page_entries_move_too, 300)
+{
+	const size_t n = 1536;
+	struct entry *t = calloc(n, sizeof(*t));
+	uint64_t *pfns = calloc(n, sizeof(uint64_t));
+	char *p = map_aligned(n * PG);
+	size_t i, k = 0, zeros = 0;
+
+	ASSERT_NE(NULL, p);
+	ASSERT_NE(NULL, t);
+	ASSERT_NE(NULL, pfns);
+	for (i = 0; i < n; i++) {
+		if (i % 4 == 0)
+			stamp(p, i, 6);
+		else if (i % 8 == 1)
+			ASSERT_EQ(0, *(volatile char *)(p + i * PG));
+		pfns[i] = pfn_of(p + i * PG);
+	}
+
+	ASSERT_EQ(0, compact(self->fd, p, n, t));
+
+	for (i = 0; i < n; i++) {
+		char *new = (char *)(uintptr_t)t[i].new;
+
+		if (i % 4 == 0 || i % 8 == 1) {
+			ASSERT_EQ((uintptr_t)(p + k++ * PG), (uintptr_t)new) TH_LOG("entry %zu", i);
+			/* Same page, or the same zero page, and the same bytes. */
+			ASSERT_EQ(pfns[i], pfn_of(new)) TH_LOG("entry %zu", i);
+			if (i % 4 == 0) {
+				ASSERT_TRUE(stamped(new, i, 6)) TH_LOG("entry %zu", i);
+			} else {
+				ASSERT_EQ(0, *(volatile uint64_t *)new) TH_LOG("entry %zu", i);
+				zeros++;
+			}
+		} else {
+			ASSERT_TRUE(hole_faults(new)) TH_LOG("entry %zu", i);
+		}
+	}
+	ASSERT_EQ(n / 8, zeros);
+	ASSERT_EQ(3 * n / 8, k);
+	munmap(p, n * PG);
+	free(pfns);
 	free(t);
 }
 
