@@ -636,7 +636,7 @@ TEST_F_TIMEOUT(promote, stress, 300)
 
 TEST_F_TIMEOUT(promote, no_leak, 300)
 {
-	long anon, thp, free_pages;
+	long anon, thp, free_pages = 0;
 	int status, i;
 	pid_t pid;
 

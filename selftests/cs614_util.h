@@ -177,7 +177,7 @@ static inline int cs614_perms(const void *addr, char perms[8])
 	char line[512];
 
 	if (!cs614_maps_line(addr, line, sizeof(line)) ||
-	    sscanf(line, "%*lx-%*lx %7s", perms) != 1)
+	    sscanf(line, "%*[0-9a-f]-%*[0-9a-f] %7s", perms) != 1)
 		return -1;
 	return 0;
 }
@@ -443,9 +443,9 @@ static inline long cs614_free_pages(void)
 /* The number of kernel threads named name. */
 static inline int cs614_count_kthreads(const char *name)
 {
-	char path[64], stat[512], *p;
-	unsigned long flags;
 	struct dirent *de;
+	char path[sizeof(de->d_name) + 16], stat[512], *p;
+	unsigned long flags;
 	int n = 0, i;
 	DIR *d = opendir("/proc");
 	FILE *f;
