@@ -535,7 +535,7 @@ TEST_F_TIMEOUT(compact, zero_page_entries_move_too, 300)
 		if (i % 4 == 0)
 			stamp(p, i, 6);
 		else if (i % 8 == 1)
-			ASSERT_EQ(0, *(volatile char *)(p + i * PG));
+			ASSERT_EQ(0, p[i * PG]);
 		pfns[i] = pfn_of(p + i * PG);
 	}
 
@@ -551,7 +551,7 @@ TEST_F_TIMEOUT(compact, zero_page_entries_move_too, 300)
 			if (i % 4 == 0) {
 				ASSERT_TRUE(stamped(new, i, 6)) TH_LOG("entry %zu", i);
 			} else {
-				ASSERT_EQ(0, *(volatile uint64_t *)new) TH_LOG("entry %zu", i);
+				ASSERT_EQ(0, *(uint64_t *)new) TH_LOG("entry %zu", i);
 				zeros++;
 			}
 		} else {
