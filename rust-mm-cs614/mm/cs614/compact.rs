@@ -164,12 +164,11 @@ fn compact_locked(mm: &MmWithUser, req: &Request) -> Result<KVVec<u32>> {
     // every destination is empty when its turn comes. Pages already in place stay; the others
     // move one source page table (2 MiB) at a time, so that no call crosses unpopulated page
     // tables.
-    let k = populated.len();
     let mut j = populated
         .iter()
         .enumerate()
         .position(|(j, &p)| p as usize != j)
-        .unwrap_or(k);
+        .unwrap_or(populated.len());
     while let Some(&p) = populated.get(j) {
         let src = req.addr(p as usize);
         let src_end = req.end().min((src / HPAGE_SIZE + 1) * HPAGE_SIZE);
