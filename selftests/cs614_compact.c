@@ -706,4 +706,58 @@ TEST_F_TIMEOUT(compact, stress, 300)
 	free(t);
 }
 
+/*
+ * Processes killed at varying points of populate, compact, unmap: each dies
+ * of the signal, and no page outlives them. Some kills land inside the
+ * ioctl, which stops at its next page table.
+ */
+TEST_F_TIMEOUT(compact, killed_midway_no_leak, 300)
+{
+	const size_t n = 16384;
+	long anon;
+	int i, status;
+
+	anon = cs614_vmstat("nr_anon_pages");
+	for (i = 0; i < 8; i++) {
+		int ready[2];
+		pid_t pid;
+		char c;
+
+		ASSERT_EQ(0, pipe(ready));
+		pid = fork();
+		ASSERT_LE(0, pid);
+		if (pid == 0) {
+			struct entry *t = calloc(n, sizeof(*t));
+			bool first = true;
+
+			close(ready[0]);
+			for (;;) {
+				char *p = map_aligned(n * PG);
+				size_t j;
+
+				if (!p || !t)
+					_exit(2);
+				for (j = 0; j < n; j += 2)
+					stamp(p, j, 9);
+				if (first && write(ready[1], "r", 1) != 1)
+					_exit(3);
+				first = false;
+				if (compact(self->fd, p, n, t))
+					_exit(4);
+				munmap(p, n * PG);
+			}
+		}
+		close(ready[1]);
+		ASSERT_EQ(1, read(ready[0], &c, 1));
+		close(ready[0]);
+		usleep(i * 3000);
+		ASSERT_EQ(0, kill(pid, SIGKILL));
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		ASSERT_TRUE(WIFSIGNALED(status)) TH_LOG("status %#x", status);
+		ASSERT_EQ(SIGKILL, WTERMSIG(status));
+	}
+	/* 64 MiB a child, half populated: 8192 pages each if they leaked. */
+	EXPECT_GE(anon + 1024, cs614_vmstat("nr_anon_pages"));
+}
+
 TEST_HARNESS_MAIN
