@@ -3,67 +3,90 @@
 //! Compacting a VMA range: `IOCTL_COMPACT_VMA`.
 //!
 //! The populated pages of the range move, in ascending order, to its front; the holes end up at
-//! its back. Pages move by their page table entries (`MmapWriteGuard::pack_anon_pages`: the
-//! machinery of `UFFDIO_MOVE`, batched per page table), never by copy, under one hold of the
-//! mmap write lock, so that no other thread faults or maps in the range meanwhile. Then every
-//! 2 MiB-aligned range of the new populated front is promoted to a huge page with part 2's
-//! collapse, and the old→new table is written to user space, outside the lock.
+//! its back. Pages move by their page table entries (`GupFastFence::pack_anon_pages`: the
+//! machinery of `UFFDIO_MOVE`, batched per page table), never by copy.
+//!
+//! The call either does all of its work or changes nothing (but for a fatal signal, which kills
+//! the caller midway). Everything that can fail does so before the first move:
+//!
+//! - the user's table is pinned before the mmap lock is taken, so that writing it afterwards
+//!   cannot fault; the registration for demotion is prepared then too;
+//! - under the mmap write lock, the vma is write-locked and GUP-fast fenced off the mm, so that
+//!   no fault (per-vma lock included), madvise, userfaultfd operation, second compaction or new
+//!   pin changes the range from the walk that collects the populated pages to the last move;
+//! - the walk refuses every page that cannot move (shared, pinned, owned by a device,
+//!   poisoned); the large folios that must move are split and the destination's page tables
+//!   allocated before any page moves.
+//!
+//! Then every 2 MiB-aligned range of the new populated front is promoted to a huge page with
+//! part 2's collapse, and the old→new table is written through the pinned pages.
 //!
 //! Memory: the original indices of the populated pages (4 bytes each) are kept in one
 //! `kvmalloc` vector; nothing is proportional to the holes. The page tables of the holes are not
 //! visited either: `populated_pages` skips missing page tables at the level they are missing.
 
-use crate::promote::{self, HPAGE_SIZE};
+use crate::promote::{self, PendingRegistration, HPAGE_SIZE};
 use kernel::{
     alloc::KVVec,
-    mm::{virt::flags, MmWithUser},
+    mm::{pin::PinnedUserRange, virt::flags, MmWithUser, POPULATED_LARGE},
     page::PAGE_SIZE,
+    pr_warn_once,
     prelude::*,
-    uaccess::{UserPtr, UserSlice},
+    uaccess::UserPtr,
 };
 
 /// How many addresses one batch of the page table walk collects.
 const WALK_BATCH: usize = 256;
 
-/// How many table entries are written to user space at once.
-const TABLE_BATCH: usize = 128;
+/// How many table entries are written at once.
+const TABLE_BATCH: usize = 32;
 
 /// One entry of the user's table: `struct cs614_compact_entry { u64 old; u64 new; }`.
 type TableEntry = [u64; 2];
 
-/// A validated `IOCTL_COMPACT_VMA` request.
+/// A validated `IOCTL_COMPACT_VMA` request, its table pinned.
 pub(crate) struct Request {
     /// First page of the range.
     start: usize,
     /// Number of pages of the range.
     pages: usize,
-    /// The user's table of `pages` entries.
-    table: UserPtr,
+    /// The user's table of `pages` entries, pinned for writing.
+    table: PinnedUserRange,
 }
 
 impl Request {
-    /// Checks the arguments that need no lock: `EINVAL` for an unaligned address, an empty
-    /// range or one that wraps around, `EFAULT` for a table that cannot be written.
-    ///
-    /// The table is written with each entry's `old` address in both fields, which also faults
-    /// its pages in, before anything else changes.
+    /// Checks the arguments that need no lock and pins the table: `EINVAL` for an unaligned
+    /// address, an empty range, one that wraps around or a table that overlaps the range,
+    /// `EFAULT` for a table that cannot be written, `ENOMEM`. Nothing is written.
     pub(crate) fn new(addr: u64, pages: u32, table: u64) -> Result<Self> {
         let start = usize::try_from(addr).map_err(|_| EINVAL)?;
         let pages = usize::try_from(pages).map_err(|_| EINVAL)?;
         if start % PAGE_SIZE != 0 || pages == 0 {
             return Err(EINVAL);
         }
-        pages
+        let end = pages
             .checked_mul(PAGE_SIZE)
             .and_then(|len| start.checked_add(len))
             .ok_or(EINVAL)?;
-        let req = Self {
+        let table = usize::try_from(table).map_err(|_| EFAULT)?;
+        let size = pages
+            .checked_mul(size_of::<TableEntry>())
+            .ok_or(EFAULT)?;
+        let table_end = table.checked_add(size).ok_or(EFAULT)?;
+        // The table's pages would move with the range, and the table be written over its data.
+        if table < end && start < table_end {
+            return Err(EINVAL);
+        }
+        Ok(Self {
             start,
             pages,
-            table: UserPtr::from_addr(usize::try_from(table).map_err(|_| EFAULT)?),
-        };
-        req.write_table(|i| req.addr(i))?;
-        Ok(req)
+            table: PinnedUserRange::new(UserPtr::from_addr(table), size)?,
+        })
+    }
+
+    /// Whether the range holds a 2 MiB-aligned range that compaction could promote.
+    pub(crate) fn may_promote(&self) -> bool {
+        promote::huge_bounds(self.start, self.end()).is_some()
     }
 
     /// The address of page `i` of the range.
@@ -76,43 +99,54 @@ impl Request {
         self.addr(self.pages)
     }
 
-    /// Writes the table, entry `i` being `{ addr(i), new(i) }`.
+    /// The index of the page at `addr` in the range; `u32` holds it, as it held `pages`.
+    fn index(&self, addr: usize) -> u32 {
+        ((addr - self.start) / PAGE_SIZE) as u32
+    }
+
+    /// Writes the table, entry `i` being `{ addr(i), new(i) }`, through the pinned pages.
     fn write_table(&self, mut new: impl FnMut(usize) -> usize) -> Result {
-        let size = self
-            .pages
-            .checked_mul(size_of::<TableEntry>())
-            .ok_or(EFAULT)?;
-        let mut writer = UserSlice::new(self.table, size).writer();
-        let mut buf = KVec::<TableEntry>::with_capacity(TABLE_BATCH, GFP_KERNEL)?;
+        let mut buf = [[0u64; 2]; TABLE_BATCH];
         let mut i = 0;
         while i < self.pages {
-            buf.clear();
-            while buf.len() < TABLE_BATCH && i < self.pages {
-                // Cannot fail: the capacity is reserved.
-                let _ = buf.push([self.addr(i) as u64, new(i) as u64], GFP_NOWAIT);
-                i += 1;
+            let n = TABLE_BATCH.min(self.pages - i);
+            for (k, entry) in buf.iter_mut().take(n).enumerate() {
+                *entry = [self.addr(i + k) as u64, new(i + k) as u64];
             }
-            writer.write_slice(buf.as_slice().as_bytes())?;
+            let entries = buf.get(..n).ok_or(EINVAL)?;
+            self.table
+                .write(i * size_of::<TableEntry>(), entries.as_bytes())?;
+            i += n;
         }
         Ok(())
     }
 }
 
-/// Compacts the range of `req` in `mm`, the caller's, and writes its table.
+/// Compacts the range of `req` in `mm`, the caller's, and writes its table. `registration`,
+/// prepared beforehand if [`Request::may_promote`], makes demotion apply to `mm` if a huge page
+/// was made; without it nothing is promoted.
 ///
-/// Errors: `EINVAL` if the range is not inside one private, writable anonymous VMA or holds a
-/// guard region, `ENOENT` if it has no populated page, `EBUSY` if a populated page is shared
-/// with another process (fork) or the VMA is registered for userfaultfd write protection: all
-/// with nothing changed. Should a move fail midway (a fatal signal, no memory for a page table,
-/// a page pinned meanwhile), the range is left partly compacted, every byte still in a page of
-/// the range, and the error returned without a table.
-///
-/// Returns whether the caller should make demotion apply to `mm`: some huge page is mapped now.
-pub(crate) fn compact(mm: &MmWithUser, req: &Request) -> Result<bool> {
+/// Errors, all with nothing changed: `EINVAL` if the range is not inside one private, writable
+/// anonymous VMA or holds a guard region; `ENOENT` if it has no populated page; `EBUSY` if the
+/// VMA is registered with userfaultfd, or a populated page is shared with another process
+/// (fork; a swapped-out one included), pinned, owned by a device, a large folio that cannot be
+/// split or in the swap cache; `EHWPOISON` for a poisoned page; `ENOMEM`; `EINTR` if a fatal
+/// signal arrives before the first move. A fatal signal after it leaves the range partly
+/// compacted (every byte in a page of the range) for a process that is being killed.
+pub(crate) fn compact(
+    mm: &MmWithUser,
+    req: &Request,
+    registration: Option<PendingRegistration<'_>>,
+) -> Result {
     let populated = compact_locked(mm, req)?;
 
     // Promote what became promotable: the 2 MiB-aligned ranges of the new populated front.
-    let promoted = promote::promote_now(mm, req.start, req.addr(populated.len()));
+    if let Some(registration) = registration {
+        if promote::promote_now(mm, req.start, req.addr(populated.len())) {
+            // Later splits of the new huge pages demote them, as for promotion.
+            registration.commit();
+        }
+    }
 
     // Populated pages go to their rank; holes, in order, to the slots after the last one.
     let k = populated.len();
@@ -125,33 +159,41 @@ pub(crate) fn compact(mm: &MmWithUser, req: &Request) -> Result<bool> {
         } else {
             req.addr(k + i - rank)
         }
-    })?;
-    Ok(promoted)
+    })
 }
 
 /// Moves the populated pages of the range to its front; returns their original indices.
 fn compact_locked(mm: &MmWithUser, req: &Request) -> Result<KVVec<u32>> {
-    let guard = mm.mmap_write_lock_killable()?;
-    let vma = guard.vma_lookup(req.start).ok_or(EINVAL)?;
+    let mut guard = mm.mmap_write_lock_killable()?;
+    let fence = guard.fence_gup_fast();
+    let vma = fence.vma_lookup(req.start).ok_or(EINVAL)?;
     if req.end() > vma.end()
         || !vma.is_anonymous()
         || vma.flags() & (flags::SHARED | flags::WRITE) != flags::WRITE
     {
         return Err(EINVAL);
     }
+    let vma = fence.vma_start_write(vma)?;
 
-    // Collect every populated page first: a page that cannot move fails the request here,
-    // before anything moved.
+    // Collect every populated page, ascending, and the runs `[first, end)` of those that
+    // belong to large folios: a page that cannot move fails the request here.
     let mut populated = KVVec::<u32>::new();
+    let mut large = KVVec::<(u32, u32)>::new();
     let mut batch = [0usize; WALK_BATCH];
     let mut cursor = req.start;
     while cursor < req.end() {
-        let (count, next) = guard.populated_pages(vma, cursor, req.end(), &mut batch)?;
-        let found = batch.get(..count).ok_or(EINVAL)?;
+        let (count, next) = fence.populated_pages(vma, cursor, req.end(), &mut batch)?;
+        let addrs = batch.get(..count).ok_or(EINVAL)?;
         populated.reserve(count, GFP_KERNEL)?;
-        for &addr in found {
-            // Cannot fail: the capacity is reserved; indices fit in `u32` as `pages` did.
-            let _ = populated.push(((addr - req.start) / PAGE_SIZE) as u32, GFP_NOWAIT);
+        for &addr in addrs {
+            let i = req.index(addr & !POPULATED_LARGE);
+            populated.push_within_capacity(i).map_err(|_| ENOMEM)?;
+            if addr & POPULATED_LARGE != 0 {
+                match large.last_mut() {
+                    Some(run) if run.1 == i => run.1 = i + 1,
+                    _ => large.push((i, i + 1), GFP_KERNEL)?,
+                }
+            }
         }
         cursor = next;
     }
@@ -159,23 +201,46 @@ fn compact_locked(mm: &MmWithUser, req: &Request) -> Result<KVVec<u32>> {
         return Err(ENOENT);
     }
 
-    // The page of rank `j` moves from index `populated[j] >= j` to `j`. In ascending order,
-    // slots below `j` are filled and those from `j` up to `populated[j]` empty by then, so
-    // every destination is empty when its turn comes. Pages already in place stay; the others
-    // move one source page table (2 MiB) at a time, so that no call crosses unpopulated page
-    // tables.
-    let mut j = populated
+    // The pages already in place, a prefix, stay. The large folios of the others are split,
+    // and the page tables of the destination allocated, before any page moves.
+    let k = populated.len();
+    let first = populated
         .iter()
         .enumerate()
         .position(|(j, &p)| p as usize != j)
-        .unwrap_or(populated.len());
-    while let Some(&p) = populated.get(j) {
+        .unwrap_or(k);
+    if first == k {
+        return Ok(populated);
+    }
+    for &(from, to) in large.iter() {
+        let from = (from as usize).max(first);
+        if from < to as usize {
+            fence.split_large_folios(vma, req.addr(from), req.addr(to as usize))?;
+        }
+    }
+    fence.alloc_page_tables(vma, req.addr(first), req.addr(k))?;
+
+    // The page of rank `j` moves from index `populated[j] >= j` to `j`. In ascending order,
+    // slots below `j` are filled and those from `j` up to `populated[j]` empty by then, so
+    // every destination is empty when its turn comes. The pages move one source page table
+    // (2 MiB) at a time, so that no call crosses unpopulated page tables; each call must move
+    // exactly the pages collected in its source, or the range changed under the locks.
+    let mut j = first;
+    while let Some(rest) = populated.get(j..) {
+        let Some(&p) = rest.first() else {
+            break;
+        };
         let src = req.addr(p as usize);
         let src_end = req.end().min((src / HPAGE_SIZE + 1) * HPAGE_SIZE);
-        let moved = guard.pack_anon_pages(vma, req.addr(j), src, src_end - src)? / PAGE_SIZE;
-        if moved == 0 {
-            // Cannot happen: the source page is populated.
-            return Err(EAGAIN);
+        let expected = rest
+            .iter()
+            .take_while(|&&q| req.addr(q as usize) < src_end)
+            .count();
+        // After a short call (a fatal signal), the next one fails with `EINTR`.
+        let moved = fence.pack_anon_pages(vma, req.addr(j), src, src_end - src)? / PAGE_SIZE;
+        if moved == 0 || moved > expected {
+            pr_warn_once!("compaction moved {moved} pages of {expected}\n");
+            return Err(EIO);
         }
         j += moved;
     }

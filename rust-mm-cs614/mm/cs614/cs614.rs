@@ -8,12 +8,13 @@
 
 use core::fmt::Write;
 use kernel::{
-    current,
+    current, debugfs,
+    ffi::c_int,
     fs::File,
     ioctl::{_IOR, _IOWR},
     kobject::{AttributeFile, AttributeOps, Kobject, ShowBuffer},
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
-    mm::MmWithUser,
+    mm::{pin::PinnedUserRange, MmWithUser},
     prelude::*,
     transmute::FromBytes,
     uaccess::{UserPtr, UserSlice},
@@ -70,6 +71,7 @@ fn ioctl_move_to(mm: &MmWithUser, arg: usize) -> Result<isize> {
         mm,
         user_addr(vma_addr)?,
         Destination::At(user_addr(to_addr)?),
+        None,
     )?;
     Ok(0)
 }
@@ -77,27 +79,23 @@ fn ioctl_move_to(mm: &MmWithUser, arg: usize) -> Result<isize> {
 /// `IOCTL_MVE_VMA`: moves the VMA of `mm`, the caller's, to the first hole after it that fits,
 /// and writes the new start to `to_addr` of the argument.
 ///
-/// That field is checked to be writable before anything moves; should writing it fault
-/// afterwards all the same (another thread unmapped it meanwhile), the move is undone and
-/// `EFAULT` returned.
+/// The result cannot fail to be delivered once the VMA moved: `to_addr` is pinned before (not
+/// writable: `EFAULT`), and an argument inside the VMA to move is refused (`EINVAL`), so the
+/// page written is the one the caller passed, even if another thread unmaps it meanwhile.
 fn ioctl_move_first_hole(mm: &MmWithUser, arg: usize) -> Result<isize> {
-    let [vma_addr, to_addr] = read_arg::<MoveArgWords>(UserPtr::from_addr(arg))?;
+    let [vma_addr, _] = read_arg::<MoveArgWords>(UserPtr::from_addr(arg))?;
     // `to_addr` is the second word of `struct cs614_move_vma`.
-    let result = UserPtr::from_addr(arg.checked_add(size_of::<u64>()).ok_or(EFAULT)?);
-    let write_result = |value: u64| {
-        UserSlice::new(result, size_of::<u64>())
-            .writer()
-            .write(&value)
-    };
-
-    write_result(to_addr)?;
-    let moved = move_vma(mm, user_addr(vma_addr)?, Destination::FirstHoleAfter)?;
-    if let Err(err) = write_result(moved.new_start as u64) {
-        if move_vma(mm, moved.new_start, Destination::At(moved.old_start)).is_err() {
-            pr_warn!("cs614: could not undo a move whose result could not be written\n");
-        }
-        return Err(err);
-    }
+    let result = arg.checked_add(size_of::<u64>()).ok_or(EFAULT)?;
+    let pinned = PinnedUserRange::new(UserPtr::from_addr(result), size_of::<u64>())?;
+    let arg_end = result.checked_add(size_of::<u64>()).ok_or(EFAULT)?;
+    let new_start = move_vma(
+        mm,
+        user_addr(vma_addr)?,
+        Destination::FirstHoleAfter,
+        Some((arg, arg_end)),
+    )?;
+    // Cannot fail: the pinned range is 8 bytes long.
+    pinned.write(0, &(new_start as u64).to_ne_bytes())?;
     Ok(0)
 }
 
@@ -149,10 +147,14 @@ impl MiscDevice for Cs614File {
                 // `u32 length; u32 pad;` share the second word; `pad` is ignored.
                 let [l0, l1, l2, l3, ..] = length_pad.to_ne_bytes();
                 let req = compact::Request::new(addr, u32::from_ne_bytes([l0, l1, l2, l3]), table)?;
-                if compact::compact(mm, &req)? {
-                    // Later splits of the new huge pages demote them, as for promotion.
-                    me.registrations.register(mm)?;
-                }
+                // Made only if compaction makes a huge page, but prepared now, when the range
+                // can hold one: it cannot fail once pages moved.
+                let registration = if req.may_promote() {
+                    Some(me.registrations.prepare(mm)?)
+                } else {
+                    None
+                };
+                compact::compact(mm, &req, registration)?;
                 Ok(0)
             }
             _ => Err(ENOTTY),
@@ -165,19 +167,20 @@ impl MiscDevice for Cs614File {
 /// cannot be cancelled.
 struct PromoteFlag;
 
-/// Parses a write to a 0/1 flag.
+/// Parses a write to the promote flag: whether it requests a round, `None` if it is invalid.
 ///
-/// Accepts `0` or `1`, optionally followed by one newline and then by NUL bytes, as written by
-/// `echo 1` or by `write(fd, buf, 4)` after `sprintf(buf, "%d", 1)`.
+/// Two conventions are accepted. A write of exactly `size_of::<c_int>()` bytes is a native
+/// `int`, as the course's programs write it (`write(fd, &one, sizeof(int))`) and its reference
+/// module reads it (`*(int *)buf`): nonzero requests a round, zero does nothing. So do the bytes
+/// of `sprintf(buf, "%d", 1)` or of a reused read buffer, `"0\n"`, padded to four bytes:
+/// nonzero, a round. Any other length is kernel text, as `echo` writes it: `0` or `1`, then at
+/// most one newline, up to the first NUL byte.
 fn parse_flag(input: &[u8]) -> Option<bool> {
-    let mut input = input;
-    while let [rest @ .., 0] = input {
-        input = rest;
+    if let Ok(bytes) = <[u8; size_of::<c_int>()]>::try_from(input) {
+        return Some(c_int::from_ne_bytes(bytes) != 0);
     }
-    if let [rest @ .., b'\n'] = input {
-        input = rest;
-    }
-    match input {
+    let text = input.split(|&b| b == 0).next().unwrap_or_default();
+    match text.strip_suffix(b"\n").unwrap_or(text) {
         b"0" => Some(false),
         b"1" => Some(true),
         _ => None,
@@ -205,13 +208,21 @@ struct Cs614Module {
     _miscdev: MiscDeviceRegistration<Cs614File>,
     #[pin]
     _promote: AttributeFile<PromoteFlag>,
+    /// `cs614/registry` in debugfs: the registered mms, for debugging.
+    #[pin]
+    _registry: debugfs::File<()>,
+    _debugfs: debugfs::Dir,
 }
 
 impl kernel::InPlaceModule for Cs614Module {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         // SAFETY: Called once, before anything else of the module runs.
         unsafe { promote::init() };
+        let debugfs = debugfs::Dir::new(c"cs614");
         try_pin_init!(Self {
+            _registry <- debugfs.read_callback_file(c"registry", (), &|_, f| {
+                promote::show_registry(f)
+            }),
             _miscdev <- MiscDeviceRegistration::register(MiscDeviceOptions {
                 name: c"cs614",
                 mode: 0o666,
@@ -222,6 +233,7 @@ impl kernel::InPlaceModule for Cs614Module {
                 0o644,
                 PromoteFlag,
             ),
+            _debugfs: debugfs,
         })
     }
 }

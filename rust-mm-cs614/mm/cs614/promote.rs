@@ -18,21 +18,25 @@
 //! (`mmgrab`), not to its address space: a round takes `mmget_not_zero` for the time it works on
 //! it, so an exiting process is never kept alive by a registration, only by a round in progress.
 
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::{
+    fmt,
+    sync::atomic::{AtomicU8, Ordering},
+};
 use kernel::{
-    bindings,
+    bindings, current,
     kthread::{KThread, KThreadContext},
     mm::{self, Mm, MmWithUser},
     new_mutex,
     prelude::*,
     sync::{aref::ARef, global_lock, Mutex},
+    task::Pid,
 };
 
 /// The size of a PMD-mapped huge page.
 pub(crate) const HPAGE_SIZE: usize = 1 << bindings::HPAGE_PMD_SHIFT;
 
 /// The bounds of the 2 MiB-aligned ranges lying entirely inside `start..end`, if there is one.
-fn huge_bounds(start: usize, end: usize) -> Option<(usize, usize)> {
+pub(crate) fn huge_bounds(start: usize, end: usize) -> Option<(usize, usize)> {
     let first = start.checked_next_multiple_of(HPAGE_SIZE)?;
     let last = end / HPAGE_SIZE * HPAGE_SIZE;
     (first < last).then_some((first, last))
@@ -64,14 +68,49 @@ static ROUND: AtomicU8 = AtomicU8::new(0);
 
 /// An mm registered for promotion by at least one file.
 struct Registered {
+    /// Names the registration in the files that made it; ascending in [`Registry::entries`].
+    id: u64,
     mm: ARef<Mm>,
+    /// The thread group of the process that registered it first.
+    pid: Pid,
     /// How many files registered it.
     files: usize,
 }
 
+/// The registered mms.
+///
+/// # Invariants
+///
+/// `entries` is sorted by `id`, which are unique and below `next_id`, and has room for
+/// `reserved` more entries.
+struct Registry {
+    entries: KVec<Registered>,
+    /// Registrations prepared and not yet committed or cancelled.
+    reserved: usize,
+    next_id: u64,
+}
+
+impl Registry {
+    /// Drops the mms whose processes have exited: a round has nothing to do in them, and only
+    /// their files' release would drop them otherwise. The registry so holds the live mms
+    /// registered, and those that exited since the last registration or round.
+    fn prune(&mut self) {
+        self.entries.retain(|r| r.mm.has_users());
+    }
+
+    /// Whether nothing is registered and nothing is about to be.
+    fn is_idle(&self) -> bool {
+        self.entries.is_empty() && self.reserved == 0
+    }
+}
+
 global_lock! {
     // SAFETY: Initialized by `init` from the module initializer, before any other use.
-    unsafe(uninit) static REGISTRY: Mutex<KVec<Registered>> = KVec::new();
+    unsafe(uninit) static REGISTRY: Mutex<Registry> = Registry {
+        entries: KVec::new(),
+        reserved: 0,
+        next_id: 0,
+    };
 }
 
 global_lock! {
@@ -109,18 +148,48 @@ pub(crate) fn request_round() {
     }
 }
 
+/// Writes the registry, one line per registered mm, for debugfs.
+pub(crate) fn show_registry(f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let registry = REGISTRY.lock();
+    for r in registry.entries.iter() {
+        let state = if r.mm.has_users() { "live" } else { "exited" };
+        writeln!(
+            f,
+            "id={} pid={} files={} state={}",
+            r.id, r.pid, r.files, state
+        )?;
+    }
+    Ok(())
+}
+
+/// The registrations one file of `/dev/cs614` made, by id.
+///
+/// # Invariants
+///
+/// `ids` is ascending, and has room for `reserved` more ids.
+struct FileIds {
+    ids: KVec<u64>,
+    reserved: usize,
+}
+
 /// The mms one file of `/dev/cs614` registered.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Registrations {
     #[pin]
-    mms: Mutex<KVec<ARef<Mm>>>,
+    mine: Mutex<FileIds>,
 }
 
 impl Registrations {
     /// Creates an empty set of registrations.
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            mms <- new_mutex!(KVec::new(), "cs614::Registrations::mms"),
+            mine <- new_mutex!(
+                FileIds {
+                    ids: KVec::new(),
+                    reserved: 0,
+                },
+                "cs614::Registrations::mine"
+            ),
         })
     }
 
@@ -128,36 +197,117 @@ impl Registrations {
     ///
     /// Registering an mm this file already registered does nothing.
     pub(crate) fn register(&self, mm: &Mm) -> Result {
-        let mut mine = self.mms.lock();
-        if mine.iter().any(|m| m.as_raw() == mm.as_raw()) {
-            return Ok(());
-        }
-        mine.reserve(1, GFP_KERNEL)?;
+        self.prepare(mm)?.commit();
+        Ok(())
+    }
 
+    /// Prepares the registration of `mm`: allocates what it needs and starts the promotion
+    /// thread, so that [`PendingRegistration::commit`] cannot fail. Dropping the result instead
+    /// registers nothing.
+    pub(crate) fn prepare(&self, mm: &Mm) -> Result<PendingRegistration<'_>> {
+        let mut mine = self.mine.lock();
         let mut thread = THREAD.lock();
         let mut registry = REGISTRY.lock();
-        registry.reserve(1, GFP_KERNEL)?;
+        registry.prune();
+        let registry = &mut *registry;
+        // Forget the registrations of this file that were pruned.
+        mine.ids.retain(|id| {
+            registry
+                .entries
+                .binary_search_by_key(id, |r| r.id)
+                .is_ok()
+        });
+        let mine = &mut *mine;
+        mine.ids.reserve(mine.reserved + 1, GFP_KERNEL)?;
+        registry
+            .entries
+            .reserve(registry.reserved + 1, GFP_KERNEL)?;
         if thread.is_none() {
             // The new thread sleeps until a round is requested, which needs `THREAD`.
             *thread = Some(KThread::run(c"cs614_promote", GFP_KERNEL, promote_thread)?);
         }
-        match registry.iter_mut().find(|r| r.mm.as_raw() == mm.as_raw()) {
-            Some(r) => r.files += 1,
+        // INVARIANT: Both have room for one more.
+        mine.reserved += 1;
+        registry.reserved += 1;
+        Ok(PendingRegistration {
+            file: self,
+            mm: mm.into(),
+            pid: current!().tgid(),
+            done: false,
+        })
+    }
+}
+
+/// A registration prepared by [`Registrations::prepare`], made by
+/// [`PendingRegistration::commit`] or cancelled when dropped.
+pub(crate) struct PendingRegistration<'a> {
+    file: &'a Registrations,
+    mm: ARef<Mm>,
+    pid: Pid,
+    /// Committed or cancelled: the reservation is given back.
+    done: bool,
+}
+
+impl PendingRegistration<'_> {
+    /// Registers the mm; cannot fail.
+    pub(crate) fn commit(mut self) {
+        let mut mine = self.file.mine.lock();
+        let mut registry = REGISTRY.lock();
+        let registry = &mut *registry;
+        mine.reserved -= 1;
+        registry.reserved -= 1;
+        self.done = true;
+        let raw = self.mm.as_raw();
+        let id = match registry.entries.iter_mut().find(|r| r.mm.as_raw() == raw) {
+            Some(r) if mine.ids.binary_search(&r.id).is_ok() => return,
+            Some(r) => {
+                r.files += 1;
+                r.id
+            }
             None => {
-                mm.set_demote_on_split(true);
-                // Cannot fail: the capacity is reserved.
-                let _ = registry.push(
-                    Registered {
-                        mm: mm.into(),
-                        files: 1,
-                    },
-                    GFP_NOWAIT,
-                );
+                let id = registry.next_id;
+                registry.next_id += 1;
+                self.mm.set_demote_on_split(true);
+                let entry = Registered {
+                    id,
+                    mm: self.mm.clone(),
+                    pid: self.pid,
+                    files: 1,
+                };
+                // Cannot fail: room was reserved by `prepare`.
+                if registry.entries.push_within_capacity(entry).is_err() {
+                    return;
+                }
+                id
+            }
+        };
+        // Ids only grow, but an older one may be added after a newer one: keep them sorted.
+        let at = mine.ids.binary_search(&id).unwrap_or_else(|at| at);
+        if mine.ids.push_within_capacity(id).is_ok() {
+            if let Some(tail) = mine.ids.get_mut(at..) {
+                tail.rotate_right(1);
             }
         }
-        // Cannot fail: the capacity is reserved.
-        let _ = mine.push(mm.into(), GFP_NOWAIT);
-        Ok(())
+    }
+}
+
+impl Drop for PendingRegistration<'_> {
+    /// Gives the reservation of a registration that was not committed back.
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut mine = self.file.mine.lock();
+        let mut thread = THREAD.lock();
+        let mut registry = REGISTRY.lock();
+        mine.reserved -= 1;
+        registry.reserved -= 1;
+        if registry.is_idle() {
+            drop(registry);
+            // Stops the thread, which it may have started for nothing.
+            drop(thread.take());
+            ROUND.store(0, Ordering::Release);
+        }
     }
 }
 
@@ -166,16 +316,16 @@ impl PinnedDrop for Registrations {
     /// Unregisters the mms of a file being released, and stops the promotion thread if no mm is
     /// left.
     fn drop(self: Pin<&mut Self>) {
-        let mine = core::mem::take(&mut *self.mms.lock());
+        let mine = core::mem::take(&mut self.mine.lock().ids);
         if mine.is_empty() {
             return;
         }
 
         let mut thread = THREAD.lock();
-        let empty = {
+        let idle = {
             let mut registry = REGISTRY.lock();
-            registry.retain(|r| {
-                if mine.iter().any(|m| m.as_raw() == r.mm.as_raw()) {
+            registry.entries.retain(|r| {
+                if mine.binary_search(&r.id).is_ok() {
                     r.files -= 1;
                 }
                 if r.files == 0 {
@@ -183,9 +333,10 @@ impl PinnedDrop for Registrations {
                 }
                 r.files != 0
             });
-            registry.is_empty()
+            registry.prune();
+            registry.is_idle()
         };
-        if empty {
+        if idle {
             // Stops the thread and waits for it; it does not take `THREAD`. A round it was
             // running is over: nothing is registered.
             drop(thread.take());
@@ -200,7 +351,7 @@ fn promote_thread(ctx: &KThreadContext) {
         ROUND.fetch_and(!ROUND_REQUESTED, Ordering::AcqRel);
         let stats = run_round(ctx);
         pr_debug!(
-            "cs614: promoted {} huge pages in {} mms ({} busy, {} failed)\n",
+            "promoted {} huge pages in {} mms ({} busy, {} failed)\n",
             stats.promoted,
             stats.mms,
             stats.busy,
@@ -224,15 +375,18 @@ struct RoundStats {
 fn run_round(ctx: &KThreadContext) -> RoundStats {
     let mut stats = RoundStats::default();
     let mms = {
-        let registry = REGISTRY.lock();
+        let mut registry = REGISTRY.lock();
+        registry.prune();
         let mut mms = KVec::new();
-        if mms.reserve(registry.len(), GFP_KERNEL).is_err() {
-            pr_warn!("cs614: no memory for a promotion round\n");
+        if mms.reserve(registry.entries.len(), GFP_KERNEL).is_err() {
+            pr_warn!("no memory for a promotion round\n");
             return stats;
         }
-        for r in registry.iter() {
+        for r in registry.entries.iter() {
             // Cannot fail: the capacity is reserved.
-            let _ = mms.push(r.mm.clone(), GFP_NOWAIT);
+            if mms.push_within_capacity(r.mm.clone()).is_err() {
+                break;
+            }
         }
         mms
     };
@@ -251,27 +405,75 @@ fn run_round(ctx: &KThreadContext) -> RoundStats {
     stats
 }
 
-/// Returns the 2 MiB-aligned ranges at or above `from` that lie inside the next VMA eligible for
-/// promotion, as `(start, end)`.
-fn next_candidate(mm: &MmWithUser, from: usize) -> Option<(usize, usize)> {
+/// How many candidate ranges one hold of the mmap read lock collects at most.
+const CANDIDATE_BATCH: usize = 32;
+
+/// How much address space one hold of the mmap read lock walks at most: 1 TiB, a few thousand
+/// page table entries when it is empty.
+const WALK_SPAN: usize = 1 << 40;
+
+/// Collects into `out`, from `from` on, the 2 MiB ranges of `mm` that a round should try to
+/// promote: inside a private anonymous VMA without `VM_NOHUGEPAGE`, mapped by a full PTE table.
+///
+/// Returns how many it found and where to go on, `None` once `mm` is done. Missing page tables
+/// are skipped at the level they are missing at, so the cost follows the populated memory, not
+/// the reserved address space; the lock is held for at most [`WALK_SPAN`] of address space or
+/// [`CANDIDATE_BATCH`] candidates.
+fn next_candidates(
+    mm: &MmWithUser,
+    from: usize,
+    out: &mut [usize; CANDIDATE_BATCH],
+) -> (usize, Option<usize>) {
     let guard = mm.mmap_read_lock();
-    guard.vmas_from(from).find_map(|vma| {
+    let stop = from.saturating_add(WALK_SPAN) / HPAGE_SIZE * HPAGE_SIZE;
+    let mut found = 0;
+    for vma in guard.vmas_from(from) {
+        if vma.start() >= stop {
+            return (found, Some(stop));
+        }
         // Private anonymous memory only; the collapse checks again, with the lock it takes.
         if !vma.is_anonymous() || vma.flags() & mm::virt::flags::NOHUGEPAGE != 0 {
-            return None;
+            continue;
         }
-        huge_bounds(vma.start().max(from), vma.end())
-    })
+        let end = vma.end().min(stop);
+        let Some((start, end)) = huge_bounds(vma.start().max(from), end) else {
+            if vma.end() > stop {
+                return (found, Some(stop));
+            }
+            continue;
+        };
+        let Some(room) = out.get_mut(found..) else {
+            return (found, Some(start));
+        };
+        match guard.full_pte_tables(vma, start, end, room) {
+            Ok((n, next)) => {
+                found += n;
+                if next < end {
+                    return (found, Some(next));
+                }
+            }
+            Err(_) => continue,
+        }
+        if vma.end() > stop {
+            return (found, Some(stop));
+        }
+    }
+    (found, None)
 }
 
-/// Promotes the eligible ranges of `mm`, one at a time.
+/// Promotes the eligible ranges of `mm`, a batch at a time.
 ///
-/// The mmap lock is dropped between ranges, so the VMAs may change meanwhile: each range is
-/// checked again by the collapse.
+/// The mmap lock is dropped between batches and for each collapse, so the VMAs may change
+/// meanwhile: each range is checked again by the collapse.
 fn promote_mm(ctx: &KThreadContext, mm: &MmWithUser, stats: &mut RoundStats) {
     let mut from = 0;
-    while let Some((start, end)) = next_candidate(mm, from) {
-        for addr in (start..end).step_by(HPAGE_SIZE) {
+    let mut batch = [0usize; CANDIDATE_BATCH];
+    loop {
+        if ctx.should_stop() {
+            return;
+        }
+        let (count, next) = next_candidates(mm, from, &mut batch);
+        for &addr in batch.iter().take(count) {
             if ctx.should_stop() {
                 return;
             }
@@ -282,6 +484,9 @@ fn promote_mm(ctx: &KThreadContext, mm: &MmWithUser, stats: &mut RoundStats) {
                 Err(_) => stats.failed += 1,
             }
         }
-        from = end;
+        match next {
+            Some(next) => from = next,
+            None => return,
+        }
     }
 }

@@ -30,22 +30,22 @@ pub(crate) enum Destination {
     FirstHoleAfter,
 }
 
-/// A VMA that moved, for the caller to report or undo.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Moved {
-    /// Where the VMA started before the move.
-    pub(crate) old_start: usize,
-    /// Where it starts now.
-    pub(crate) new_start: usize,
-}
-
-/// Moves the whole VMA of `mm` that contains `vma_addr` to `dest`.
+/// Moves the whole VMA of `mm` that contains `vma_addr` to `dest`; returns its new start.
+///
+/// `keep_out`, if given, is a range `(start, end)` the VMA must not overlap (the caller's
+/// argument, which must not move under it).
 ///
 /// Errors, with nothing changed: `EINVAL` for an unaligned or out-of-range destination, no VMA
-/// at `vma_addr` or a VMA that cannot move; `EEXIST` for a destination that overlaps a mapping
-/// (the VMA itself included) or a stack guard gap; `ENOMEM` when no hole fits; and the errors of
-/// mremap() itself.
-pub(crate) fn move_vma(mm: &MmWithUser, vma_addr: usize, dest: Destination) -> Result<Moved> {
+/// at `vma_addr`, a VMA that cannot move or that overlaps `keep_out`; `EEXIST` for a
+/// destination that overlaps a mapping (the VMA itself included) or a stack guard gap; `ENOMEM`
+/// when no hole fits; `EBUSY` for a VMA registered with userfaultfd; and the errors of mremap()
+/// itself.
+pub(crate) fn move_vma(
+    mm: &MmWithUser,
+    vma_addr: usize,
+    dest: Destination,
+    keep_out: Option<(usize, usize)>,
+) -> Result<usize> {
     if let Destination::At(to) = dest {
         if to % PAGE_SIZE != 0 {
             return Err(EINVAL);
@@ -58,17 +58,18 @@ pub(crate) fn move_vma(mm: &MmWithUser, vma_addr: usize, dest: Destination) -> R
         if vma.flags() & UNMOVABLE != 0 {
             return Err(EINVAL);
         }
+        if let Some((start, end)) = keep_out {
+            if start < vma.end() && vma.start() < end {
+                return Err(EINVAL);
+            }
+        }
         let to = match dest {
             Destination::At(to) => check_destination(&guard, vma, to)?,
             Destination::FirstHoleAfter => first_hole_after(&guard, vma)?,
         };
         (vma.start(), to)
     };
-    let new_start = guard.move_whole_vma(old_start, to)?;
-    Ok(Moved {
-        old_start,
-        new_start,
-    })
+    guard.move_whole_vma(old_start, to)
 }
 
 /// Returns the end of `[start, start + size)` if the range lies in the user address range of the
