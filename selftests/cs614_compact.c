@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -21,13 +22,17 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/swap.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <linux/cs614.h>
+#include <linux/io_uring.h>
 #include <linux/userfaultfd.h>
 
 #include "../kselftest_harness.h"
@@ -198,7 +203,7 @@ TEST_F(compact, course_scenario)
 	/* The first 2 MiB are fully populated now, and a huge page. */
 	EXPECT_TRUE(cs614_is_thp(p));
 	EXPECT_EQ(2048, cs614_anon_huge_kb(p));
-	EXPECT_EQ(512, cs614_present_pages(p, 4 * MB));
+	EXPECT_EQ(512U, cs614_present_pages(p, 4 * MB));
 	for (i = 0; i < n; i++) {
 		char *new = (char *)(uintptr_t)t[i].new;
 
@@ -246,7 +251,7 @@ static void pattern_case(struct __test_metadata *_metadata, int fd, size_t vma_p
 	ASSERT_EQ(0, compact(fd, p, n, t));
 
 	EXPECT_EQ(k, cs614_present_pages(p, k * PG));
-	EXPECT_EQ(0, cs614_present_pages(p + k * PG, (n - k) * PG));
+	EXPECT_EQ(0U, cs614_present_pages(p + k * PG, (n - k) * PG));
 	EXPECT_TRUE(table_ok(_metadata, p, n, populated, pfns, t, 5));
 	for (i = 0; i < vma_pages; i++)
 		if (i < off || i >= off + n)
@@ -298,6 +303,19 @@ static bool same_pfns(char *p, size_t n, const uint64_t *pfns)
 	return true;
 }
 
+/* What a table is filled with before a call that must not write it. */
+#define TABLE_FILL	0xa5
+
+static void fill_table(void *t, size_t entries)
+{
+	memset(t, TABLE_FILL, entries * sizeof(struct entry));
+}
+
+static bool table_untouched(const void *t, size_t entries)
+{
+	return cs614_all_bytes(t, entries * sizeof(struct entry), (char)TABLE_FILL);
+}
+
 TEST_F(compact, errors_change_nothing)
 {
 	const size_t n = 512;
@@ -318,6 +336,9 @@ TEST_F(compact, errors_change_nothing)
 	for (i = 1; i < n; i += 2)
 		stamp(p, i, 9);
 	pfns_of(p, n, pfns);
+	/* Nothing is written to the table on any error. */
+	fill_table(t, n + 1);
+	fill_table(short_t, n / 2);
 
 	/* One page past the end of the VMA. */
 	EXPECT_EQ(-1, compact(self->fd, p, n + 1, t));
@@ -343,11 +364,15 @@ TEST_F(compact, errors_change_nothing)
 	EXPECT_TRUE(same_pfns(p, n, pfns));
 	for (i = 1; i < n; i += 2)
 		ASSERT_TRUE(stamped(p + i * PG, i, 9));
+	EXPECT_TRUE(table_untouched(t, n + 1));
+	EXPECT_TRUE(table_untouched(short_t, n / 2)) TH_LOG("the mapped half was written");
+	EXPECT_TRUE(cs614_all_bytes(ro, n * sizeof(*t), 0));
 
 	/* A range of holes only. */
 	ASSERT_EQ(0, madvise(p, n * PG, MADV_DONTNEED));
 	EXPECT_EQ(-1, compact(self->fd, p, n, t));
 	EXPECT_EQ(ENOENT, errno);
+	EXPECT_TRUE(table_untouched(t, n + 1));
 	munmap(ro, n * sizeof(*t));
 	munmap(short_t, n * sizeof(*t) / 2);
 	munmap(p, n * PG);
@@ -373,6 +398,7 @@ TEST_F(compact, other_vma_kinds_refused)
 	file[PG] = 1;
 	ro[PG] = 1;
 	ASSERT_EQ(0, mprotect(ro, 16 * PG, PROT_READ));
+	fill_table(t, 16);
 
 	EXPECT_EQ(-1, compact(self->fd, shared, 16, t));
 	EXPECT_EQ(EINVAL, errno);
@@ -380,6 +406,7 @@ TEST_F(compact, other_vma_kinds_refused)
 	EXPECT_EQ(EINVAL, errno);
 	EXPECT_EQ(-1, compact(self->fd, ro, 16, t));
 	EXPECT_EQ(EINVAL, errno);
+	EXPECT_TRUE(table_untouched(t, 16));
 	EXPECT_EQ(1, shared[PG]);
 	EXPECT_EQ(1, file[PG]);
 	EXPECT_EQ(1, ro[PG]);
@@ -406,17 +433,27 @@ static int uffd_register(void *p, size_t len, __u64 mode)
 }
 
 /*
- * Write protection by userfaultfd lives in the PTEs, which a move would
- * rebuild without it: such a VMA is refused, EBUSY, nothing moved. A VMA
- * registered for missing pages only compacts as any other.
+ * A VMA registered with userfaultfd, in any mode, is refused: EBUSY, nothing
+ * moved (write protection lives in the PTEs, which a move would rebuild
+ * without it; missing-page faults belong to the monitor, as for a move or a
+ * promotion). Once the userfaultfd is closed the range compacts.
  */
 TEST_F(compact, userfaultfd_ranges)
 {
+	static const struct {
+		__u64 mode;
+		const char *name;
+	} modes[] = {
+		{ UFFDIO_REGISTER_MODE_WP, "WP" },
+		{ UFFDIO_REGISTER_MODE_MISSING, "MISSING" },
+		{ UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP, "MISSING|WP" },
+	};
 	const size_t n = 64;
 	struct uffdio_writeprotect wp;
 	struct entry t[64];
 	uint64_t pfns[64];
 	char *p = map_aligned(n * PG);
+	unsigned int m;
 	size_t i;
 	int uffd;
 
@@ -424,29 +461,36 @@ TEST_F(compact, userfaultfd_ranges)
 	for (i = 0; i < n; i += 2)
 		stamp(p, i, 8);
 	pfns_of(p, n, pfns);
-	uffd = uffd_register(p, n * PG, UFFDIO_REGISTER_MODE_WP);
-	if (uffd < 0)
-		SKIP(munmap(p, n * PG); return, "userfaultfd WP: %s", strerror(errno));
-	wp = (struct uffdio_writeprotect){
-		.range = { (uintptr_t)p, n * PG }, .mode = UFFDIO_WRITEPROTECT_MODE_WP,
-	};
-	ASSERT_EQ(0, ioctl(uffd, UFFDIO_WRITEPROTECT, &wp));
+	for (m = 0; m < ARRAY_SIZE(modes); m++) {
+		uffd = uffd_register(p, n * PG, modes[m].mode);
+		if (uffd < 0 && m == 0)
+			SKIP(munmap(p, n * PG); return, "userfaultfd WP: %s", strerror(errno));
+		ASSERT_LE(0, uffd) TH_LOG("%s: %s", modes[m].name, strerror(errno));
+		if (modes[m].mode & UFFDIO_REGISTER_MODE_WP) {
+			wp = (struct uffdio_writeprotect){
+				.range = { (uintptr_t)p, n * PG },
+				.mode = UFFDIO_WRITEPROTECT_MODE_WP,
+			};
+			ASSERT_EQ(0, ioctl(uffd, UFFDIO_WRITEPROTECT, &wp));
+		}
+		fill_table(t, n);
+		errno = 0;
+		EXPECT_EQ(-1, compact(self->fd, p, n, t)) TH_LOG("%s", modes[m].name);
+		EXPECT_EQ(EBUSY, errno) TH_LOG("%s: errno %d (%s)", modes[m].name, errno,
+					       strerror(errno));
+		EXPECT_TRUE(same_pfns(p, n, pfns)) TH_LOG("%s: pages moved", modes[m].name);
+		EXPECT_TRUE(table_untouched(t, n)) TH_LOG("%s: table written", modes[m].name);
+		close(uffd);
+	}
 
-	EXPECT_EQ(-1, compact(self->fd, p, n, t));
-	EXPECT_EQ(EBUSY, errno);
-	EXPECT_TRUE(same_pfns(p, n, pfns));
-	close(uffd);
-
-	uffd = uffd_register(p, n * PG, UFFDIO_REGISTER_MODE_MISSING);
-	ASSERT_LE(0, uffd);
-	ASSERT_EQ(0, compact(self->fd, p, n, t));
+	/* Closing the userfaultfd unregisters the VMA. */
+	ASSERT_EQ(0, compact(self->fd, p, n, t)) TH_LOG("%s", strerror(errno));
 	for (i = 0; i < n; i += 2) {
 		ASSERT_EQ((uintptr_t)(p + i / 2 * PG), t[i].new);
 		ASSERT_EQ(pfns[i], pfn_of(p + i / 2 * PG)) TH_LOG("entry %zu", i);
 		ASSERT_TRUE(stamped(p + i / 2 * PG, i, 8)) TH_LOG("entry %zu", i);
 	}
-	EXPECT_EQ(0, cs614_present_pages(p + n / 2 * PG, n / 2 * PG));
-	close(uffd);
+	EXPECT_EQ(0U, cs614_present_pages(p + n / 2 * PG, n / 2 * PG));
 	munmap(p, n * PG);
 }
 
@@ -473,7 +517,7 @@ TEST_F_TIMEOUT(compact, huge_page_in_range, 300)
 
 	/* 768 populated pages: the first 2 MiB are full again. */
 	EXPECT_TRUE(cs614_is_thp(p));
-	EXPECT_EQ(768, cs614_present_pages(p, n * PG));
+	EXPECT_EQ(768U, cs614_present_pages(p, n * PG));
 	for (i = 0; i < n; i++) {
 		char *new = (char *)(uintptr_t)t[i].new;
 		bool ok = i < 512 && i % 2 ? hole_faults(new) : i >= 1024 || stamped(new, i, 3);
@@ -551,7 +595,7 @@ TEST_F_TIMEOUT(compact, zero_page_entries_move_too, 300)
 			if (i % 4 == 0) {
 				ASSERT_TRUE(stamped(new, i, 6)) TH_LOG("entry %zu", i);
 			} else {
-				ASSERT_EQ(0, *(uint64_t *)new) TH_LOG("entry %zu", i);
+				ASSERT_EQ(0U, *(uint64_t *)new) TH_LOG("entry %zu", i);
 				zeros++;
 			}
 		} else {
@@ -593,9 +637,11 @@ TEST_F(compact, after_fork)
 		_exit(0);
 	}
 
+	fill_table(t, n);
 	EXPECT_EQ(-1, compact(self->fd, p, n, t));
 	EXPECT_EQ(EBUSY, errno);
 	EXPECT_TRUE(same_pfns(p, n, pfns));
+	EXPECT_TRUE(table_untouched(t, n));
 	ASSERT_EQ(1, write(to_child[1], "x", 1));
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -606,6 +652,7 @@ TEST_F(compact, after_fork)
 	 */
 	EXPECT_EQ(-1, compact(self->fd, p, n, t));
 	EXPECT_EQ(EBUSY, errno);
+	EXPECT_TRUE(table_untouched(t, n));
 	for (i = 1; i < n; i += 2)
 		stamp(p, i, 6);
 	EXPECT_TRUE(same_pfns(p, n, pfns));
@@ -643,7 +690,7 @@ TEST_F_TIMEOUT(compact, sparse_2g, 300)
 	EXPECT_EQ((uintptr_t)p, t[n - 1].new);
 	EXPECT_EQ((uintptr_t)(p + PG), t[0].new);
 	EXPECT_EQ((uintptr_t)(p + (n - 1) * PG), t[n - 2].new);
-	EXPECT_EQ(1, cs614_present_pages(p, 4 * MB));
+	EXPECT_EQ(1U, cs614_present_pages(p, 4 * MB));
 	munmap(t, n * sizeof(*t));
 	munmap(p, 2 * GB);
 }
@@ -758,6 +805,354 @@ TEST_F_TIMEOUT(compact, killed_midway_no_leak, 300)
 	}
 	/* 64 MiB a child, half populated: 8192 pages each if they leaked. */
 	EXPECT_GE(anon + 1024, cs614_vmstat("nr_anon_pages"));
+}
+
+/*
+ * A page pinned for DMA (io_uring registered buffers pin with
+ * FOLL_LONGTERM) cannot move: EBUSY, nothing moved or written. Once
+ * unpinned, the range compacts.
+ */
+TEST_F(compact, pinned_page_refused)
+{
+	const size_t n = 64;
+	struct io_uring_params params = {};
+	struct entry t[64];
+	uint64_t pfns[64];
+	char *p = map_aligned(n * PG);
+	struct iovec iov;
+	int ring, tries;
+	size_t i;
+
+	ASSERT_NE(NULL, p);
+	for (i = 0; i < n; i += 2)
+		stamp(p, i, 14);
+	ring = syscall(__NR_io_uring_setup, 4, &params);
+	if (ring < 0)
+		SKIP(munmap(p, n * PG); return, "io_uring: %s", strerror(errno));
+	/* Page 2, which compaction moves to slot 1. */
+	iov.iov_base = p + 2 * PG;
+	iov.iov_len = PG;
+	ASSERT_EQ(0, syscall(__NR_io_uring_register, ring, IORING_REGISTER_BUFFERS, &iov, 1))
+		TH_LOG("IORING_REGISTER_BUFFERS: %s", strerror(errno));
+	pfns_of(p, n, pfns);
+	fill_table(t, n);
+
+	errno = 0;
+	EXPECT_EQ(-1, compact(self->fd, p, n, t));
+	EXPECT_EQ(EBUSY, errno) TH_LOG("errno %d (%s)", errno, strerror(errno));
+	EXPECT_TRUE(same_pfns(p, n, pfns));
+	EXPECT_TRUE(table_untouched(t, n));
+
+	ASSERT_EQ(0, syscall(__NR_io_uring_register, ring, IORING_UNREGISTER_BUFFERS, NULL, 0));
+	close(ring);
+	/* The unpin may be left to a worker: a refusal changes nothing, so try again. */
+	for (tries = 0; tries < 200; tries++) {
+		if (!compact(self->fd, p, n, t))
+			break;
+		ASSERT_EQ(EBUSY, errno) TH_LOG("errno %d (%s)", errno, strerror(errno));
+		ASSERT_TRUE(same_pfns(p, n, pfns));
+		usleep(10000);
+	}
+	ASSERT_GT(200, tries) TH_LOG("still refused 2 s after the unpin");
+	for (i = 0; i < n; i += 2) {
+		ASSERT_EQ((uintptr_t)(p + i / 2 * PG), t[i].new);
+		ASSERT_EQ(pfns[i], pfn_of(p + i / 2 * PG)) TH_LOG("entry %zu", i);
+		ASSERT_TRUE(stamped(p + i / 2 * PG, i, 14)) TH_LOG("entry %zu", i);
+	}
+	munmap(p, n * PG);
+}
+
+/*
+ * Swapped-out pages are populated too: compaction moves their swap entries
+ * like present pages, and refuses those shared with another process. Swap
+ * is set up on zram by the test itself, with no tools but the kernel's.
+ */
+#define ZRAM		"/sys/block/zram0"
+#define ZRAM_DEV	"/dev/zram0"
+#define ZRAM_SIZE	"256M"
+
+FIXTURE(swap)
+{
+	int fd;
+	bool swapped_on;	/* by the test: swapoff() at the end */
+	bool sized;		/* disksize set by the test: reset at the end */
+	pid_t child;
+};
+
+static long read_long(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	long v = -1;
+
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+static int write_str(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, s, strlen(s));
+	close(fd);
+	return n == (ssize_t)strlen(s) ? 0 : -1;
+}
+
+/* Whether a line of file (/proc/swaps, /proc/mounts) names the zram device. */
+static bool zram_listed(const char *file)
+{
+	FILE *f = fopen(file, "r");
+	char line[512];
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, ZRAM_DEV " ", strlen(ZRAM_DEV " ")))
+			found = true;
+	fclose(f);
+	return found;
+}
+
+/* What mkswap writes: a version 1 header in page 0, "SWAPSPACE2" at its end. */
+static int write_swap_header(const char *dev, long size)
+{
+	uint32_t page[PG / sizeof(uint32_t)] = { 0 };
+	/* struct { u32 version, last_page, nr_badpages; u8 uuid[16]; char volume[16]; ... } */
+	uint32_t *info = page + 1024 / sizeof(uint32_t);
+	int fd = open(dev, O_WRONLY);
+	int ret = -1;
+
+	if (fd < 0)
+		return -1;
+	info[0] = 1;
+	info[1] = size / PG - 1;
+	info[2] = 0;
+	memcpy((char *)page + PG - 10, "SWAPSPACE2", 10);
+	if (pwrite(fd, page, PG, 0) == (ssize_t)PG && !fsync(fd))
+		ret = 0;
+	close(fd);
+	return ret;
+}
+
+/* Undoes what the setup did: swapon(), and setting the size of the device. */
+static void swap_undo(bool *swapped_on, bool *sized)
+{
+	if (*swapped_on && swapoff(ZRAM_DEV))
+		perror("swapoff " ZRAM_DEV);
+	*swapped_on = false;
+	if (*sized && write_str(ZRAM "/reset", "1"))
+		perror("resetting " ZRAM);
+	*sized = false;
+}
+
+FIXTURE_SETUP(swap)
+{
+	cpu_set_t one;
+	long size;
+	int err;
+
+	self->fd = open("/dev/cs614", O_RDWR);
+	if (self->fd < 0 && errno == ENOENT)
+		SKIP(return, "/dev/cs614 is missing");
+	ASSERT_LE(0, self->fd);
+	if (access(ZRAM, F_OK) && system("modprobe zram >/dev/null 2>&1"))
+		SKIP(return, "no " ZRAM " (CONFIG_ZRAM), and modprobe zram failed");
+	if (access(ZRAM, F_OK))
+		SKIP(return, "no " ZRAM " (CONFIG_ZRAM)");
+
+	/* From here on, a setup that gives up undoes what it did: no teardown follows. */
+	if (!zram_listed("/proc/swaps")) {
+		if (zram_listed("/proc/mounts"))
+			SKIP(return, ZRAM_DEV " is mounted");
+		size = read_long(ZRAM "/disksize");
+		if (size == 0) {
+			if (write_str(ZRAM "/disksize", ZRAM_SIZE))
+				SKIP(return, "cannot set the size of " ZRAM_DEV);
+			self->sized = true;
+			size = read_long(ZRAM "/disksize");
+		}
+		if (size < (long)(16 * PG) || write_swap_header(ZRAM_DEV, size)) {
+			swap_undo(&self->swapped_on, &self->sized);
+			SKIP(return, "cannot write a swap header to " ZRAM_DEV);
+		}
+		if (swapon(ZRAM_DEV, 0)) {
+			err = errno;
+			swap_undo(&self->swapped_on, &self->sized);
+			SKIP(return, "swapon " ZRAM_DEV ": %s (CONFIG_SWAP?)", strerror(err));
+		}
+		self->swapped_on = true;
+	}
+	if (cs614_thp_set("never")) {
+		swap_undo(&self->swapped_on, &self->sized);
+		SKIP(return, "cannot set " CS614_THP_PATH);
+	}
+	/*
+	 * Fault and page out on one CPU: MADV_PAGEOUT drains that CPU's LRU
+	 * batches only, and pages not on the LRU are not paged out.
+	 */
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu() > 0 ? sched_getcpu() : 0, &one);
+	if (sched_setaffinity(0, sizeof(one), &one))
+		TH_LOG("sched_setaffinity: %s", strerror(errno));
+}
+
+FIXTURE_TEARDOWN(swap)
+{
+	int status;
+
+	if (self->child > 0) {
+		kill(self->child, SIGKILL);
+		waitpid(self->child, &status, 0);
+	}
+	cs614_thp_restore();
+	swap_undo(&self->swapped_on, &self->sized);
+	close(self->fd);
+}
+
+/* The number of the n pages at p that are swapped out, from pagemap. */
+static size_t swapped_pages(const char *p, size_t n)
+{
+	size_t i, k = 0;
+
+	for (i = 0; i < n; i++)
+		k += !!(cs614_pagemap(p + i * PG) & CS614_PM_SWAP);
+	return k;
+}
+
+/* MADV_PAGEOUT of the n pages at p until want of them are swapped out; false if never. */
+static bool page_out(char *p, size_t n, size_t want)
+{
+	int i;
+
+	for (i = 0; i < 100; i++) {
+		if (madvise(p, n * PG, MADV_PAGEOUT))
+			return false;
+		if (swapped_pages(p, n) >= want)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/* Where the n pages at p live: present or swapped, and the pfn or swap slot. */
+static int where(const char *p, size_t n, uint64_t *pm)
+{
+	size_t i;
+
+	if (cs614_pagemap_range(p, n, pm))
+		return -1;
+	for (i = 0; i < n; i++)
+		pm[i] &= CS614_PM_WHERE;
+	return 0;
+}
+
+/*
+ * Swapped out, then forked: the child shares every swap entry. EBUSY, every
+ * entry left as it was. Alone again, and the pages written (exclusive), the
+ * range compacts.
+ */
+TEST_F(swap, shared_swap_entries_refused)
+{
+	const size_t n = 256;
+	uint64_t before[256], after[256];
+	char *p = map_aligned(n * PG);
+	struct entry t[256];
+	int status;
+	size_t i;
+
+	ASSERT_NE(NULL, p);
+	ASSERT_EQ(0, madvise(p, n * PG, MADV_NOHUGEPAGE));
+	for (i = 0; i < n; i += 2)
+		stamp(p, i, 12);
+	/* MADV_PAGEOUT leaves pages mapped by two processes alone: page out, then fork. */
+	ASSERT_TRUE(page_out(p, n, n / 2))
+		TH_LOG("%zu of %zu pages swapped out", swapped_pages(p, n), n / 2);
+	self->child = fork();
+	ASSERT_LE(0, self->child);
+	if (self->child == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (;;)
+			pause();
+	}
+	ASSERT_EQ(0, where(p, n, before));
+	for (i = 0; i < n; i++)
+		ASSERT_EQ(i % 2 ? 0 : CS614_PM_SWAP, before[i] & (CS614_PM_PRESENT | CS614_PM_SWAP))
+			TH_LOG("page %zu", i);
+	fill_table(t, n);
+
+	errno = 0;
+	EXPECT_EQ(-1, compact(self->fd, p, n, t));
+	EXPECT_EQ(EBUSY, errno) TH_LOG("errno %d (%s)", errno, strerror(errno));
+	ASSERT_EQ(0, where(p, n, after));
+	for (i = 0; i < n; i++)
+		EXPECT_EQ(before[i], after[i]) TH_LOG("entry %zu changed", i);
+	EXPECT_TRUE(table_untouched(t, n));
+
+	ASSERT_EQ(0, kill(self->child, SIGKILL));
+	ASSERT_EQ(self->child, waitpid(self->child, &status, 0));
+	self->child = 0;
+	for (i = 0; i < n; i += 2)
+		stamp(p, i, 12);
+	ASSERT_EQ(0, compact(self->fd, p, n, t)) TH_LOG("%s", strerror(errno));
+	for (i = 0; i < n; i += 2) {
+		ASSERT_EQ((uintptr_t)(p + i / 2 * PG), t[i].new) TH_LOG("entry %zu", i);
+		ASSERT_TRUE(stamped(p + i / 2 * PG, i, 12)) TH_LOG("entry %zu", i);
+	}
+	munmap(p, n * PG);
+}
+
+/*
+ * Half of the populated pages swapped out, the rest present, no fork: the
+ * swap entries move as they are (same slot), the present pages keep their
+ * pfn, and every page reads back at its new address; holes stay holes.
+ */
+TEST_F(swap, swapped_pages_move)
+{
+	const size_t n = 512;
+	struct entry *t = calloc(n, sizeof(*t));
+	uint64_t before[512], after[512], want;
+	char *p = map_aligned(n * PG);
+	size_t i, j;
+
+	ASSERT_NE(NULL, p);
+	ASSERT_NE(NULL, t);
+	ASSERT_EQ(0, madvise(p, n * PG, MADV_NOHUGEPAGE));
+	for (i = 0; i < n; i += 2)
+		stamp(p, i, 13);
+	/* The populated pages of the first half go to swap. */
+	ASSERT_TRUE(page_out(p, n / 2, n / 4))
+		TH_LOG("%zu of %zu pages swapped out", swapped_pages(p, n / 2), n / 4);
+	ASSERT_EQ(0, where(p, n, before));
+	for (i = 0; i < n; i++) {
+		want = i % 2 ? 0 : i < n / 2 ? CS614_PM_SWAP : CS614_PM_PRESENT;
+		ASSERT_EQ(want, before[i] & (CS614_PM_PRESENT | CS614_PM_SWAP))
+			TH_LOG("page %zu", i);
+	}
+
+	ASSERT_EQ(0, compact(self->fd, p, n, t)) TH_LOG("%s", strerror(errno));
+
+	/* Where everything is first, touching nothing; then the bytes. */
+	ASSERT_EQ(0, where(p, n, after));
+	for (i = 0; i < n; i++) {
+		j = i % 2 ? n / 2 + i / 2 : i / 2;
+		ASSERT_EQ((uintptr_t)(p + i * PG), t[i].old);
+		ASSERT_EQ((uintptr_t)(p + j * PG), t[i].new) TH_LOG("entry %zu", i);
+		EXPECT_EQ(i % 2 ? 0 : before[i], after[j]) TH_LOG("entry %zu", i);
+	}
+	for (i = 0; i < n; i++) {
+		char *new = (char *)(uintptr_t)t[i].new;
+
+		ASSERT_TRUE(i % 2 ? hole_faults(new) : stamped(new, i, 13)) TH_LOG("entry %zu", i);
+	}
+	munmap(p, n * PG);
+	free(t);
 }
 
 TEST_HARNESS_MAIN

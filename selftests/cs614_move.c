@@ -189,7 +189,7 @@ TEST_F(move, multi_page)
 
 	rss = cs614_smaps_kb(src, "Rss");
 	anon = cs614_smaps_kb(src, "Anonymous");
-	EXPECT_EQ(len / 1024, rss);
+	EXPECT_EQ((long)(len / 1024), rss);
 
 	ASSERT_EQ(0, move_to(self->fd, src + 5 * self->page, to)) TH_LOG("%s", strerror(errno));
 	/* The same accounting at the new place. */
@@ -479,10 +479,18 @@ TEST_F(fail, result_not_writable)
 {
 	struct cs614_move_vma *arg = (void *)self->other;
 
-	/* other is read only: the argument reads, the result cannot be written. */
+	/*
+	 * A valid argument on a read-only page (other, made writable only to
+	 * write it): it reads, but the result cannot be written.
+	 */
+	ASSERT_EQ(0, mprotect(self->other, 2 * self->page, PROT_READ | PROT_WRITE));
+	arg->vma_addr = (uintptr_t)self->src;
+	arg->to_addr = 0;
+	ASSERT_EQ(0, mprotect(self->other, 2 * self->page, PROT_READ));
 	errno = 0;
 	EXPECT_EQ(-1, ioctl(self->fd, IOCTL_MVE_VMA, arg));
 	EXPECT_EQ(EFAULT, errno);
+	EXPECT_EQ(0U, arg->to_addr);
 }
 
 TEST_F(fail, no_fitting_hole)
@@ -498,7 +506,7 @@ TEST_F(fail, no_fitting_hole)
 	errno = 0;
 	EXPECT_EQ(-1, ioctl(self->fd, IOCTL_MVE_VMA, &arg));
 	EXPECT_EQ(ENOMEM, errno);
-	EXPECT_EQ(0, arg.to_addr);
+	EXPECT_EQ(0U, arg.to_addr);
 	ASSERT_NE(NULL, cs614_read_maps_into(now));
 	EXPECT_STREQ(with_huge, now);
 	munmap(huge, len);

@@ -2,7 +2,7 @@
 /*
  * Helpers shared by the cs614 selftests: fault probing, data patterns,
  * /proc/self/maps and smaps parsing, THP mode switching, pagemap and
- * kpageflags, vmstat, promotion rounds.
+ * kpageflags, vmstat, promotion rounds, 2 MiB-aligned mappings.
  */
 #ifndef CS614_UTIL_H
 #define CS614_UTIL_H
@@ -319,30 +319,60 @@ fail:
 }
 
 /*
- * The /proc/self/pagemap entry of addr; 0 on error. The file stays open,
- * per process: opened by a parent it would still describe the parent.
+ * /proc/self/pagemap, kept open per process: opened by a parent it would
+ * still describe the parent. -1 on error.
  */
-static inline uint64_t cs614_pagemap(const void *addr)
+static inline int cs614_pagemap_fd(void)
 {
 	static pid_t pid;
 	static int fd = -1;
-	uint64_t ent = 0;
 
 	if (fd < 0 || pid != getpid()) {
 		if (fd >= 0)
 			close(fd);
 		fd = open("/proc/self/pagemap", O_RDONLY);
 		pid = getpid();
-		if (fd < 0)
-			return 0;
 	}
+	return fd;
+}
+
+/* The /proc/self/pagemap entry of addr; 0 on error. */
+static inline uint64_t cs614_pagemap(const void *addr)
+{
+	int fd = cs614_pagemap_fd();
+	uint64_t ent = 0;
+
+	if (fd < 0)
+		return 0;
 	if (pread(fd, &ent, sizeof(ent), (uintptr_t)addr / getpagesize() * sizeof(ent)) !=
 	    sizeof(ent))
 		ent = 0;
 	return ent;
 }
 
+/* The pagemap entries of the n pages at addr, in one read; -1 on error. */
+static inline int cs614_pagemap_range(const void *addr, size_t n, uint64_t *ents)
+{
+	size_t want = n * sizeof(*ents), done = 0;
+	off_t off = (uintptr_t)addr / getpagesize() * sizeof(*ents);
+	int fd = cs614_pagemap_fd();
+	ssize_t r;
+
+	if (fd < 0)
+		return -1;
+	while (done < want) {
+		r = pread(fd, (char *)ents + done, want - done, off + done);
+		if (r <= 0)
+			return -1;
+		done += r;
+	}
+	return 0;
+}
+
 #define CS614_PM_PRESENT	(1ULL << 63)
+#define CS614_PM_SWAP		(1ULL << 62)
+/* What identifies where a page lives: present or swapped, and its pfn or swap slot. */
+#define CS614_PM_WHERE		(CS614_PM_PRESENT | CS614_PM_SWAP | CS614_PM_PFN_MASK)
 #define CS614_PM_PFN_MASK	((1ULL << 55) - 1)
 #define CS614_KPF_COMPOUND_HEAD	15
 #define CS614_KPF_THP		22
@@ -491,6 +521,28 @@ static inline long cs614_partially_mapped_thps(void)
 		n = -1;
 	fclose(f);
 	return n;
+}
+
+/*
+ * A 2 MiB-aligned private anonymous VMA of len bytes with nothing mapped
+ * right around it; NULL on error.
+ */
+static inline char *cs614_map_aligned(size_t len)
+{
+	const size_t huge = 2UL << 20;
+	size_t span = len + 2 * huge;
+	char *p = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	char *start;
+
+	if (p == MAP_FAILED)
+		return NULL;
+	start = (char *)(((uintptr_t)p + huge) & ~(huge - 1));
+	munmap(p, span);
+	p = mmap(start, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+	if (p != MAP_FAILED && p != start)
+		munmap(p, len);
+	return p == start ? p : NULL;
 }
 
 /* The number of pages of [addr, addr + len) present in memory, from pagemap. */
