@@ -142,7 +142,7 @@ TEST_F_TIMEOUT(promote, course_scenario, 300)
 	ASSERT_NE(MAP_FAILED, p);
 	for (i = 0; i < len; i += 4096)
 		p[i] = 'A';
-	ASSERT_EQ(0, cs614_count_thp(first, nr * HPAGE));
+	ASSERT_EQ(0U, cs614_count_thp(first, nr * HPAGE));
 
 	ASSERT_EQ(0, cs614_promote_round(ROUND_MS));
 
@@ -166,10 +166,10 @@ TEST_F(promote, partial_range_skipped)
 
 	EXPECT_TRUE(cs614_is_thp(p));
 	EXPECT_FALSE(cs614_is_thp(p + HPAGE));
-	EXPECT_EQ(511, cs614_present_pages(p + HPAGE, HPAGE));
+	EXPECT_EQ(511U, cs614_present_pages(p + HPAGE, HPAGE));
 	EXPECT_EQ(2048, cs614_anon_huge_kb(p));
 	EXPECT_TRUE(pages_intact(p, HPAGE + 100 * 4096, 1));
-	EXPECT_EQ(0, *(uint64_t *)(p + HPAGE + 100 * 4096));
+	EXPECT_EQ(0U, *(uint64_t *)(p + HPAGE + 100 * 4096));
 	munmap(p, 2 * HPAGE);
 }
 
@@ -184,7 +184,7 @@ TEST_F(promote, zero_page_skipped)
 	ASSERT_EQ(0, madvise(p + 7 * 4096, 4096, MADV_DONTNEED));
 	c = p[7 * 4096];
 	(void)c;
-	ASSERT_EQ(512, cs614_present_pages(p, HPAGE));
+	ASSERT_EQ(512U, cs614_present_pages(p, HPAGE));
 
 	ASSERT_EQ(0, cs614_promote_round(ROUND_MS));
 	EXPECT_FALSE(cs614_is_thp(p));
@@ -205,7 +205,7 @@ TEST_F(promote, vma_edges)
 
 	EXPECT_TRUE(cs614_is_thp(inner));
 	EXPECT_EQ(2048, cs614_anon_huge_kb(p));
-	EXPECT_EQ(1024, cs614_present_pages(p, 4 * MB));
+	EXPECT_EQ(1024U, cs614_present_pages(p, 4 * MB));
 	EXPECT_TRUE(pages_intact(p, 4 * MB, 3));
 	munmap(p, 4 * MB);
 }
@@ -219,7 +219,7 @@ TEST_F(promote, nohugepage_respected)
 	touch_pages(p, 2 * HPAGE, 4);
 
 	ASSERT_EQ(0, cs614_promote_round(ROUND_MS));
-	EXPECT_EQ(0, cs614_count_thp(p, 2 * HPAGE));
+	EXPECT_EQ(0U, cs614_count_thp(p, 2 * HPAGE));
 	EXPECT_EQ(0, cs614_anon_huge_kb(p));
 	EXPECT_TRUE(pages_intact(p, 2 * HPAGE, 4));
 	munmap(p, 2 * HPAGE);
@@ -251,7 +251,7 @@ TEST_F(promote, shared_mappings_skipped)
 	ASSERT_NE(MAP_FAILED, shared);
 	touch_pages(shared, 2 * HPAGE, 5);
 	ASSERT_EQ(0, cs614_promote_round(ROUND_MS));
-	EXPECT_EQ(0, cs614_count_thp(aligned, HPAGE));
+	EXPECT_EQ(0U, cs614_count_thp(aligned, HPAGE));
 	EXPECT_TRUE(pages_intact(shared, 2 * HPAGE, 5));
 	munmap(shared, 2 * HPAGE);
 }
@@ -293,7 +293,7 @@ TEST_F(promote, userfaultfd_skipped)
 	/* Its faults belong to the monitor: left alone although populated. */
 	ASSERT_EQ(0, cs614_promote_round(ROUND_MS));
 	EXPECT_FALSE(cs614_is_thp(p));
-	EXPECT_EQ(512, cs614_present_pages(p, HPAGE));
+	EXPECT_EQ(512U, cs614_present_pages(p, HPAGE));
 
 	close(uffd);
 	ASSERT_EQ(0, cs614_promote_round(ROUND_MS));
@@ -447,7 +447,7 @@ TEST_F(promote, munmap_one_page)
 	EXPECT_TRUE(cs614_is_thp(p + HPAGE));
 	EXPECT_EQ(2048, cs614_anon_huge_kb(p + HPAGE));
 	EXPECT_EQ(0, cs614_anon_huge_kb(p));
-	EXPECT_EQ(511, cs614_present_pages(p, HPAGE));
+	EXPECT_EQ(511U, cs614_present_pages(p, HPAGE));
 	EXPECT_TRUE(cs614_faults(hole));
 	for (off = 0; off < 2 * HPAGE; off += 4096) {
 		if (p + off == hole)
@@ -471,7 +471,7 @@ TEST_F(promote, mprotect_split_demotes)
 	EXPECT_EQ(split + 1, cs614_vmstat("thp_split_page"));
 	EXPECT_TRUE(cs614_is_thp(p));
 	EXPECT_FALSE(cs614_is_thp(p + HPAGE));
-	EXPECT_EQ(512, cs614_present_pages(p + HPAGE, HPAGE));
+	EXPECT_EQ(512U, cs614_present_pages(p + HPAGE, HPAGE));
 	EXPECT_TRUE(pages_intact(p, 2 * HPAGE, 12));
 	munmap(p, 2 * HPAGE);
 }
@@ -627,7 +627,7 @@ TEST_F_TIMEOUT(promote, stress, 300)
 		churn[i].stop = true;
 		pthread_join(threads[i], NULL);
 		EXPECT_FALSE(churn[i].bad);
-		EXPECT_LT(0, churn[i].rounds);
+		EXPECT_LT(0U, churn[i].rounds);
 	}
 	TH_LOG("%d rounds, %lu+%lu+%lu+%lu mappings", rounds, churn[0].rounds,
 	       churn[1].rounds, churn[2].rounds, churn[3].rounds);
@@ -685,6 +685,87 @@ TEST_F_TIMEOUT(promote, no_leak, 300)
 	EXPECT_LE(free_pages - 1024, cs614_free_pages())
 		TH_LOG("%ld free pages after the first time, %ld at the end", free_pages,
 		       cs614_free_pages());
+}
+
+/*
+ * A round over a 16 TiB reservation (MAP_NORESERVE) whose only populated
+ * memory is one full 2 MiB range near its end, and one partial range: the
+ * full one is promoted, the partial one is not, and the round does not take
+ * longer than the timeout walking the empty reservation.
+ */
+TEST_F_TIMEOUT(promote, sparse_16t_reservation, 300)
+{
+	const size_t len = 16UL << 40;
+	char *p = cs614_map_aligned(len);
+	char *full, *partial;
+
+	if (!p)
+		SKIP(return, "cannot reserve 16 TiB of address space");
+	full = p + len - 4 * HPAGE;
+	partial = p + len - 2 * HPAGE;
+	touch_pages(full, HPAGE, 7);
+	touch_pages(partial, HPAGE - 4096, 8);
+
+	ASSERT_EQ(0, cs614_promote_round(ROUND_MS));
+
+	EXPECT_TRUE(cs614_is_thp(full));
+	EXPECT_FALSE(cs614_is_thp(partial));
+	EXPECT_EQ(2048, cs614_anon_huge_kb(p));
+	EXPECT_TRUE(pages_intact(full, HPAGE, 7));
+	EXPECT_TRUE(range_intact(partial, 0, HPAGE - 4096, 8));
+	munmap(p, len);
+}
+
+/*
+ * A reservation holding many scattered populated page tables - full ones,
+ * ones with one page missing, ones holding the zero page, ones with a single
+ * page - every 128 MiB over 64 GiB: exactly the full ranges are promoted.
+ */
+TEST_F_TIMEOUT(promote, scattered_tables_exactly_full_promoted, 300)
+{
+	const size_t len = 64UL << 30, step = 128 * MB;
+	const size_t nr = len / step;
+	char *p = cs614_map_aligned(len);
+	size_t i, promoted = 0;
+	volatile char c;
+
+	if (!p)
+		SKIP(return, "cannot reserve 64 GiB of address space");
+	for (i = 0; i < nr; i++) {
+		char *r = p + i * step + (i % 7) * HPAGE;
+
+		switch (i % 4) {
+		case 0:		/* full */
+			touch_pages(r, HPAGE, i);
+			break;
+		case 1:		/* one page missing */
+			touch_pages(r, HPAGE, i);
+			ASSERT_EQ(0, madvise(r + (i % 512) * 4096, 4096, MADV_DONTNEED));
+			break;
+		case 2:		/* full, one page the zero page */
+			touch_pages(r, HPAGE, i);
+			ASSERT_EQ(0, madvise(r + 4096, 4096, MADV_DONTNEED));
+			c = r[4096];
+			(void)c;
+			break;
+		default:	/* one page */
+			touch_pages(r, 4096, i);
+			break;
+		}
+	}
+
+	ASSERT_EQ(0, cs614_promote_round(ROUND_MS));
+
+	for (i = 0; i < nr; i++) {
+		char *r = p + i * step + (i % 7) * HPAGE;
+
+		ASSERT_EQ(i % 4 == 0, cs614_is_thp(r)) TH_LOG("range %zu (kind %zu)", i, i % 4);
+		promoted += i % 4 == 0;
+		if (i % 4 == 0)
+			ASSERT_TRUE(pages_intact(r, HPAGE, i)) TH_LOG("range %zu", i);
+	}
+	EXPECT_EQ((long)(promoted * 2048), cs614_anon_huge_kb(p));
+	munmap(p, len);
 }
 
 TEST_HARNESS_MAIN

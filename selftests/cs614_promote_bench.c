@@ -4,7 +4,10 @@
  * pages turned into huge pages by one promotion round and by
  * madvise(MADV_COLLAPSE) on an identical mapping, in one boot. Prints the
  * medians per range, their ratio round / MADV_COLLAPSE, and the RSS before
- * and after. Not run by default: 'make bench'.
+ * and after. Then the time of a round over one VMA of 2 MiB to 16 TiB
+ * (MAP_NORESERVE) with only its last 2 MiB populated: a round must cost what
+ * the populated memory costs, not the reserved address space. Not run by
+ * default: 'make bench'.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -86,13 +89,78 @@ static double promote(int by_round)
 	return t / NR_RANGES;
 }
 
+/* Round time over one VMA of each size, only its last 2 MiB populated. */
+#define NR_SIZES	5
+#define SIZE_REPS	5
+
+static const struct {
+	const char *name;
+	size_t len;
+} sizes[NR_SIZES] = {
+	{ "2 MiB", HPAGE },
+	{ "1 GiB", 1UL << 30 },
+	{ "64 GiB", 64UL << 30 },
+	{ "1 TiB", 1UL << 40 },
+	{ "16 TiB", 16UL << 40 },
+};
+
+/* Milliseconds of one round with the last 2 MiB of p + len freshly populated. */
+static double round_over(char *p, size_t len)
+{
+	char *last = p + len - HPAGE;
+	size_t off;
+	double t;
+
+	if (madvise(last, HPAGE, MADV_DONTNEED))
+		ksft_exit_fail_msg("MADV_DONTNEED: %s\n", strerror(errno));
+	for (off = 0; off < HPAGE; off += 4096)
+		last[off] = (char)(off >> 12);
+	if (cs614_count_thp(last, HPAGE))
+		ksft_exit_fail_msg("huge page before the round\n");
+	t = cs614_now_us();
+	if (cs614_promote_round(600000))
+		ksft_exit_fail_msg("promotion round failed or timed out\n");
+	t = cs614_now_us() - t;
+	if (!cs614_is_thp(last))
+		ksft_exit_fail_msg("round over %zu bytes: last 2 MiB not promoted\n", len);
+	return t / 1000;
+}
+
+/*
+ * Prints the round times for each size; whether the 16 TiB round takes at
+ * most twice the 1 GiB one.
+ */
+static bool rounds_by_size(void)
+{
+	double med[NR_SIZES], t[SIZE_REPS], lo, hi;
+	int i, j;
+
+	for (i = 0; i < NR_SIZES; i++) {
+		char *p = cs614_map_aligned(sizes[i].len);
+
+		if (!p)
+			ksft_exit_fail_msg("cannot reserve %s\n", sizes[i].name);
+		for (j = 0; j < SIZE_REPS; j++)
+			t[j] = round_over(p, sizes[i].len);
+		munmap(p, sizes[i].len);
+		/* cs614_median() sorts the samples */
+		med[i] = cs614_median(t, SIZE_REPS);
+		lo = t[0];
+		hi = t[SIZE_REPS - 1];
+		ksft_print_msg("round over a %s VMA, last 2 MiB populated: median %.2f ms (min %.2f, max %.2f, %d samples)\n",
+			       sizes[i].name, med[i], lo, hi, SIZE_REPS);
+	}
+	ksft_print_msg("16 TiB round / 1 GiB round: %.2f\n", med[4] / med[1]);
+	return med[4] <= 2 * med[1];
+}
+
 int main(void)
 {
 	double by_round[REPS], by_collapse[REPS], mr, mc;
 	int fd, i;
 
 	ksft_print_header();
-	ksft_set_plan(1);
+	ksft_set_plan(2);
 	fd = open("/dev/cs614", O_RDWR);
 	if (fd < 0)
 		ksft_exit_skip("/dev/cs614: %s\n", strerror(errno));
@@ -113,12 +181,13 @@ int main(void)
 		ksft_print_msg("  sample %d: round %.0f us/range, MADV_COLLAPSE %.0f us/range\n",
 			       i, by_round[i], by_collapse[i]);
 	}
-	cs614_thp_restore();
 	mr = cs614_median(by_round, REPS);
 	mc = cs614_median(by_collapse, REPS);
 	ksft_print_msg("512 MiB, 256 ranges: RSS unchanged (%lu kB) by either\n", LEN / 1024);
 	ksft_print_msg("medians: round %.0f us/range, MADV_COLLAPSE %.0f us/range, ratio %.3f\n",
 		       mr, mc, mr / mc);
 	ksft_test_result(mr / mc <= 1.25, "round / MADV_COLLAPSE <= 1.25\n");
+	ksft_test_result(rounds_by_size(), "16 TiB round <= 2 x 1 GiB round\n");
+	cs614_thp_restore();
 	ksft_finished();
 }
