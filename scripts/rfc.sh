@@ -49,6 +49,8 @@ patches=$(series_patches)
 while read -r p; do
 	r am -q "$p" || die "patch $(basename "$p") does not apply"
 	fold "$p" mm/Makefile "$CS614_TOP/rust-mm-cs614/mm/cs614/." mm/cs614
+	fold "$p" tools/mm/Makefile "$CS614_TOP/rust-mm-cs614/tools/mm/cs614-map" \
+		tools/mm/cs614-map
 	fold "$p" tools/testing/selftests/Makefile "$CS614_TOP/selftests/." \
 		tools/testing/selftests/cs614
 	fold "$p" Documentation/mm/index.rst \

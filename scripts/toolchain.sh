@@ -12,12 +12,13 @@ SUITE=trixie
 # Everything the kernel build, the selftests (cs614's and mm's: libcap,
 # libnuma) and the virtme-ng boot need.
 # iproute2, udev, procps and systemd-sysv are required by virtme-ng's guest init.
+# trace-cmd: cs614's trace events, in a guest started with "make shell".
 PACKAGES="
 	rustc rust-src rustfmt rust-clippy bindgen
 	clang lld llvm libclang-dev gcc libc6-dev make flex bison bc
 	libelf-dev libssl-dev cpio kmod python3 perl rsync git xz-utils zstd ccache
 	qemu-system-x86 virtme-ng iproute2 udev procps systemd-sysv busybox-static
-	ca-certificates libcap-dev libnuma-dev
+	ca-certificates libcap-dev libnuma-dev trace-cmd
 "
 STAMP="suite=$SUITE v=4 pkgs=$(echo $PACKAGES)"
 
