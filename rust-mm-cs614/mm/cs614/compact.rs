@@ -25,7 +25,10 @@
 //! `kvmalloc` vector; nothing is proportional to the holes. The page tables of the holes are not
 //! visited either: `populated_pages` skips missing page tables at the level they are missing.
 
-use crate::promote::{self, PendingRegistration, HPAGE_SIZE};
+use crate::{
+    promote::{self, PendingRegistration, HPAGE_SIZE},
+    trace::CompactStats,
+};
 use kernel::{
     alloc::KVVec,
     mm::{pin::PinnedUserRange, virt::flags, MmWithUser, POPULATED_LARGE},
@@ -35,8 +38,9 @@ use kernel::{
     uaccess::UserPtr,
 };
 
-/// How many addresses one batch of the page table walk collects.
-const WALK_BATCH: usize = 256;
+/// How many addresses one batch of the page table walk collects: eight page tables' worth, so
+/// that a dense range costs few walks.
+const WALK_BATCH: usize = 4096;
 
 /// How many table entries are written at once.
 const TABLE_BATCH: usize = 32;
@@ -133,16 +137,20 @@ impl Request {
 /// split or in the swap cache; `EHWPOISON` for a poisoned page; `ENOMEM`; `EINTR` if a fatal
 /// signal arrives before the first move. A fatal signal after it leaves the range partly
 /// compacted (every byte in a page of the range) for a process that is being killed.
+///
+/// `stats` receives what it did, for the trace event and the counters.
 pub(crate) fn compact(
     mm: &MmWithUser,
     req: &Request,
     registration: Option<PendingRegistration<'_>>,
+    stats: &mut CompactStats,
 ) -> Result {
-    let populated = compact_locked(mm, req)?;
+    let populated = compact_locked(mm, req, stats)?;
 
     // Promote what became promotable: the 2 MiB-aligned ranges of the new populated front.
     if let Some(registration) = registration {
-        if promote::promote_now(mm, req.start, req.addr(populated.len())) {
+        stats.promoted = promote::promote_now(mm, req.start, req.addr(populated.len()));
+        if stats.promoted > 0 {
             // Later splits of the new huge pages demote them, as for promotion.
             registration.commit();
         }
@@ -163,7 +171,9 @@ pub(crate) fn compact(
 }
 
 /// Moves the populated pages of the range to its front; returns their original indices.
-fn compact_locked(mm: &MmWithUser, req: &Request) -> Result<KVVec<u32>> {
+fn compact_locked(mm: &MmWithUser, req: &Request, stats: &mut CompactStats) -> Result<KVVec<u32>> {
+    // Allocated before the lock: the less done under it, the shorter other threads wait.
+    let mut batch = KVec::from_elem(0usize, WALK_BATCH, GFP_KERNEL)?;
     let mut guard = mm.mmap_write_lock_killable()?;
     let fence = guard.fence_gup_fast();
     let vma = fence.vma_lookup(req.start).ok_or(EINVAL)?;
@@ -179,7 +189,6 @@ fn compact_locked(mm: &MmWithUser, req: &Request) -> Result<KVVec<u32>> {
     // belong to large folios: a page that cannot move fails the request here.
     let mut populated = KVVec::<u32>::new();
     let mut large = KVVec::<(u32, u32)>::new();
-    let mut batch = [0usize; WALK_BATCH];
     let mut cursor = req.start;
     while cursor < req.end() {
         let (count, next) = fence.populated_pages(vma, cursor, req.end(), &mut batch)?;
@@ -204,6 +213,7 @@ fn compact_locked(mm: &MmWithUser, req: &Request) -> Result<KVVec<u32>> {
     // The pages already in place, a prefix, stay. The large folios of the others are split,
     // and the page tables of the destination allocated, before any page moves.
     let k = populated.len();
+    stats.populated = k;
     let first = populated
         .iter()
         .enumerate()
@@ -237,7 +247,10 @@ fn compact_locked(mm: &MmWithUser, req: &Request) -> Result<KVVec<u32>> {
             .take_while(|&&q| req.addr(q as usize) < src_end)
             .count();
         // After a short call (a fatal signal), the next one fails with `EINTR`.
-        let moved = fence.pack_anon_pages(vma, req.addr(j), src, src_end - src)? / PAGE_SIZE;
+        let (moved, alone) = fence.pack_anon_pages(vma, req.addr(j), src, src_end - src)?;
+        let moved = moved / PAGE_SIZE;
+        stats.alone += alone;
+        stats.batched += moved.saturating_sub(alone);
         if moved == 0 || moved > expected {
             pr_warn_once!("compaction moved {moved} pages of {expected}\n");
             return Err(EIO);

@@ -23,6 +23,8 @@ use kernel::{
 
 mod compact;
 mod promote;
+mod stats;
+mod trace;
 mod vma_move;
 
 use promote::Registrations;
@@ -99,6 +101,27 @@ fn ioctl_move_first_hole(mm: &MmWithUser, arg: usize) -> Result<isize> {
     Ok(0)
 }
 
+/// `IOCTL_COMPACT_VMA` once its argument is read: validates it, prepares the registration for
+/// demotion if the range can hold a huge page, and compacts.
+fn compact_vma(
+    registrations: &promote::Registrations,
+    mm: &MmWithUser,
+    addr: u64,
+    length: u32,
+    table: u64,
+    stats: &mut trace::CompactStats,
+) -> Result {
+    let req = compact::Request::new(addr, length, table)?;
+    // Made only if compaction makes a huge page, but prepared now, when the range can hold one:
+    // it cannot fail once pages moved.
+    let registration = if req.may_promote() {
+        Some(registrations.prepare(mm)?)
+    } else {
+        None
+    };
+    compact::compact(mm, &req, registration, stats)
+}
+
 /// An open file of `/dev/cs614`.
 #[pin_data]
 struct Cs614File {
@@ -146,16 +169,18 @@ impl MiscDevice for Cs614File {
                 let [addr, length_pad, table] = read_arg::<CompactArgWords>(arg)?;
                 // `u32 length; u32 pad;` share the second word; `pad` is ignored.
                 let [l0, l1, l2, l3, ..] = length_pad.to_ne_bytes();
-                let req = compact::Request::new(addr, u32::from_ne_bytes([l0, l1, l2, l3]), table)?;
-                // Made only if compaction makes a huge page, but prepared now, when the range
-                // can hold one: it cannot fail once pages moved.
-                let registration = if req.may_promote() {
-                    Some(me.registrations.prepare(mm)?)
-                } else {
-                    None
-                };
-                compact::compact(mm, &req, registration)?;
-                Ok(0)
+                let length = u32::from_ne_bytes([l0, l1, l2, l3]);
+                let mut stats = trace::CompactStats::default();
+                let ret = compact_vma(&me.registrations, mm, addr, length, table, &mut stats);
+                trace::trace_compact(
+                    task.tgid(),
+                    addr as usize,
+                    length as usize,
+                    &stats,
+                    trace::errno(&ret),
+                );
+                stats::count_compaction(&stats, ret.is_ok());
+                ret.map(|()| 0)
             }
             _ => Err(ENOTTY),
         }
@@ -211,6 +236,9 @@ struct Cs614Module {
     /// `cs614/registry` in debugfs: the registered mms, for debugging.
     #[pin]
     _registry: debugfs::File<()>,
+    /// `cs614/stats` in debugfs: the counters.
+    #[pin]
+    _stats: debugfs::File<()>,
     _debugfs: debugfs::Dir,
 }
 
@@ -223,6 +251,7 @@ impl kernel::InPlaceModule for Cs614Module {
             _registry <- debugfs.read_callback_file(c"registry", (), &|_, f| {
                 promote::show_registry(f)
             }),
+            _stats <- debugfs.read_callback_file(c"stats", (), &|_, f| stats::show(f)),
             _miscdev <- MiscDeviceRegistration::register(MiscDeviceOptions {
                 name: c"cs614",
                 mode: 0o666,

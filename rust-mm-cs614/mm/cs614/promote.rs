@@ -22,6 +22,7 @@ use core::{
     fmt,
     sync::atomic::{AtomicU8, Ordering},
 };
+use crate::{stats, trace};
 use kernel::{
     bindings, current,
     kthread::{KThread, KThreadContext},
@@ -30,6 +31,7 @@ use kernel::{
     prelude::*,
     sync::{aref::ARef, global_lock, Mutex},
     task::Pid,
+    time::{Instant, Monotonic},
 };
 
 /// The size of a PMD-mapped huge page.
@@ -43,20 +45,22 @@ pub(crate) fn huge_bounds(start: usize, end: usize) -> Option<(usize, usize)> {
 }
 
 /// Promotes, now and in the caller's context, the fully populated 2 MiB-aligned ranges inside
-/// `start..end` of `mm`; returns whether any became a huge page. A range that cannot be
-/// promoted is left as it is. Compaction uses it for its new populated front.
-pub(crate) fn promote_now(mm: &MmWithUser, start: usize, end: usize) -> bool {
+/// `start..end` of `mm`; returns how many became a huge page. A range that cannot be promoted
+/// is left as it is. Compaction uses it for its new populated front.
+pub(crate) fn promote_now(mm: &MmWithUser, start: usize, end: usize) -> usize {
     let Some((first, last)) = huge_bounds(start, end) else {
-        return false;
+        return 0;
     };
     // Freshly faulted pages sit in per-CPU caches, off the LRU, until drained.
     mm::lru_add_drain_all();
-    let mut promoted = false;
-    for addr in (first..last).step_by(HPAGE_SIZE) {
-        promoted |= mm.collapse_populated_pmd(addr).unwrap_or(false);
-    }
-    promoted
+    (first..last)
+        .step_by(HPAGE_SIZE)
+        .filter(|&addr| mm.collapse_populated_pmd(addr) == PROMOTED)
+        .count()
 }
+
+/// `enum cs614_promote_result`: the range became a huge page.
+const PROMOTED: u32 = bindings::cs614_promote_result_CS614_PROMOTED;
 
 /// A round was requested and has not started yet.
 const ROUND_REQUESTED: u8 = 1 << 0;
@@ -349,14 +353,16 @@ impl PinnedDrop for Registrations {
 fn promote_thread(ctx: &KThreadContext) {
     while ctx.sleep_until(|| ROUND.load(Ordering::Acquire) & ROUND_REQUESTED != 0) {
         ROUND.fetch_and(!ROUND_REQUESTED, Ordering::AcqRel);
-        let stats = run_round(ctx);
-        pr_debug!(
-            "promoted {} huge pages in {} mms ({} busy, {} failed)\n",
-            stats.promoted,
-            stats.mms,
-            stats.busy,
-            stats.failed
+        let start = Instant::<Monotonic>::now();
+        let round = run_round(ctx);
+        trace::trace_round_end(
+            round.mms,
+            round.examined,
+            round.promoted,
+            start.elapsed().as_nanos().try_into().unwrap_or(0),
         );
+        stats::ROUNDS.add(1);
+        stats::ROUND_MMS.add(round.mms);
         // The round is over unless another one was requested meanwhile.
         let _ = ROUND.compare_exchange(ROUND_PENDING, 0, Ordering::AcqRel, Ordering::Acquire);
     }
@@ -365,26 +371,29 @@ fn promote_thread(ctx: &KThreadContext) {
 /// What a round did.
 #[derive(Default)]
 struct RoundStats {
+    /// The mms visited.
     mms: usize,
+    /// The 2 MiB ranges examined: those with a page table.
+    examined: usize,
+    /// The ranges that became huge pages.
     promoted: usize,
-    busy: usize,
-    failed: usize,
 }
 
 /// Promotes every eligible range of every registered mm.
 fn run_round(ctx: &KThreadContext) -> RoundStats {
-    let mut stats = RoundStats::default();
+    let mut round = RoundStats::default();
     let mms = {
         let mut registry = REGISTRY.lock();
         registry.prune();
         let mut mms = KVec::new();
+        trace::trace_round_start(registry.entries.len());
         if mms.reserve(registry.entries.len(), GFP_KERNEL).is_err() {
             pr_warn!("no memory for a promotion round\n");
-            return stats;
+            return round;
         }
         for r in registry.entries.iter() {
             // Cannot fail: the capacity is reserved.
-            if mms.push_within_capacity(r.mm.clone()).is_err() {
+            if mms.push_within_capacity((r.mm.clone(), r.pid)).is_err() {
                 break;
             }
         }
@@ -392,17 +401,17 @@ fn run_round(ctx: &KThreadContext) -> RoundStats {
     };
 
     mm::lru_add_drain_all();
-    for mm in mms.iter() {
+    for (mm, pid) in mms.iter() {
         if ctx.should_stop() {
             break;
         }
         // An mm whose process has exited is skipped; its file is released soon.
         if let Some(mm) = mm.mmget_not_zero() {
-            stats.mms += 1;
-            promote_mm(ctx, &mm, &mut stats);
+            round.mms += 1;
+            promote_mm(ctx, &mm, *pid, &mut round);
         }
     }
-    stats
+    round
 }
 
 /// How many candidate ranges one hold of the mmap read lock collects at most.
@@ -412,8 +421,14 @@ const CANDIDATE_BATCH: usize = 32;
 /// page table entries when it is empty.
 const WALK_SPAN: usize = 1 << 40;
 
-/// Collects into `out`, from `from` on, the 2 MiB ranges of `mm` that a round should try to
-/// promote: inside a private anonymous VMA without `VM_NOHUGEPAGE`, mapped by a full PTE table.
+/// The low bits of an entry of [`next_candidates`]: its `enum cs614_promote_result`.
+const RESULT_MASK: usize = HPAGE_SIZE - 1;
+
+/// Collects into `out`, from `from` on, the 2 MiB ranges of `mm` that a round examines: those
+/// inside a private anonymous VMA that a page table maps. Each entry is the range's address
+/// with, in its low bits ([`RESULT_MASK`]), `PROMOTED` if its PTE table is full, so that the
+/// collapse should be asked, else why not (`enum cs614_promote_result`); every range of a
+/// `VM_NOHUGEPAGE` VMA has `CS614_VMA_NOHUGEPAGE`.
 ///
 /// Returns how many it found and where to go on, `None` once `mm` is done. Missing page tables
 /// are skipped at the level they are missing at, so the cost follows the populated memory, not
@@ -432,9 +447,10 @@ fn next_candidates(
             return (found, Some(stop));
         }
         // Private anonymous memory only; the collapse checks again, with the lock it takes.
-        if !vma.is_anonymous() || vma.flags() & mm::virt::flags::NOHUGEPAGE != 0 {
+        if !vma.is_anonymous() {
             continue;
         }
+        let nohugepage = vma.flags() & mm::virt::flags::NOHUGEPAGE != 0;
         let end = vma.end().min(stop);
         let Some((start, end)) = huge_bounds(vma.start().max(from), end) else {
             if vma.end() > stop {
@@ -447,6 +463,11 @@ fn next_candidates(
         };
         match guard.full_pte_tables(vma, start, end, room) {
             Ok((n, next)) => {
+                if nohugepage {
+                    for entry in room.iter_mut().take(n) {
+                        *entry = (*entry & !RESULT_MASK) | NOHUGEPAGE as usize;
+                    }
+                }
                 found += n;
                 if next < end {
                     return (found, Some(next));
@@ -461,11 +482,15 @@ fn next_candidates(
     (found, None)
 }
 
-/// Promotes the eligible ranges of `mm`, a batch at a time.
+/// `enum cs614_promote_result`: the range is in a `VM_NOHUGEPAGE` VMA.
+const NOHUGEPAGE: u32 = bindings::cs614_promote_result_CS614_VMA_NOHUGEPAGE;
+
+/// Promotes the eligible ranges of `mm`, which `pid` registered, a batch at a time; traces and
+/// counts each range examined.
 ///
 /// The mmap lock is dropped between batches and for each collapse, so the VMAs may change
 /// meanwhile: each range is checked again by the collapse.
-fn promote_mm(ctx: &KThreadContext, mm: &MmWithUser, stats: &mut RoundStats) {
+fn promote_mm(ctx: &KThreadContext, mm: &MmWithUser, pid: Pid, round: &mut RoundStats) {
     let mut from = 0;
     let mut batch = [0usize; CANDIDATE_BATCH];
     loop {
@@ -473,16 +498,19 @@ fn promote_mm(ctx: &KThreadContext, mm: &MmWithUser, stats: &mut RoundStats) {
             return;
         }
         let (count, next) = next_candidates(mm, from, &mut batch);
-        for &addr in batch.iter().take(count) {
+        for &entry in batch.iter().take(count) {
             if ctx.should_stop() {
                 return;
             }
-            match mm.collapse_populated_pmd(addr) {
-                Ok(true) => stats.promoted += 1,
-                Ok(false) => {}
-                Err(e) if e == EAGAIN => stats.busy += 1,
-                Err(_) => stats.failed += 1,
+            let addr = entry & !RESULT_MASK;
+            let mut result = (entry & RESULT_MASK) as u32;
+            if result == PROMOTED {
+                result = mm.collapse_populated_pmd(addr);
             }
+            round.examined += 1;
+            round.promoted += usize::from(result == PROMOTED);
+            trace::trace_promote_range(pid, addr, result);
+            stats::count_promote_result(result);
         }
         match next {
             Some(next) => from = next,

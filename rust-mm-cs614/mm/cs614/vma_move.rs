@@ -6,7 +6,9 @@
 //! write lock, so no other thread can map the destination in between. The page-table work is
 //! mremap()'s own, through `MmapWriteGuard::move_whole_vma`.
 
+use crate::{stats, trace};
 use kernel::{
+    current,
     mm::{
         mmap_min_addr,
         virt::{flags, vm_flags_t, VmaRef},
@@ -46,6 +48,30 @@ pub(crate) fn move_vma(
     dest: Destination,
     keep_out: Option<(usize, usize)>,
 ) -> Result<usize> {
+    let mut old = (0, 0);
+    let ret = move_vma_locked(mm, vma_addr, dest, keep_out, &mut old);
+    trace::trace_move(
+        current!().tgid(),
+        old,
+        *ret.as_ref().unwrap_or(&0),
+        trace::errno(&ret),
+    );
+    if ret.is_ok() {
+        stats::MOVES.add(1);
+    } else {
+        stats::MOVES_FAILED.add(1);
+    }
+    ret
+}
+
+/// [`move_vma`] itself; sets `old` to the bounds of the VMA once found.
+fn move_vma_locked(
+    mm: &MmWithUser,
+    vma_addr: usize,
+    dest: Destination,
+    keep_out: Option<(usize, usize)>,
+    old: &mut (usize, usize),
+) -> Result<usize> {
     if let Destination::At(to) = dest {
         if to % PAGE_SIZE != 0 {
             return Err(EINVAL);
@@ -55,6 +81,7 @@ pub(crate) fn move_vma(
     let mut guard = mm.mmap_write_lock_killable()?;
     let (old_start, to) = {
         let vma = guard.vma_lookup(vma_addr).ok_or(EINVAL)?;
+        *old = (vma.start(), vma.end());
         if vma.flags() & UNMOVABLE != 0 {
             return Err(EINVAL);
         }

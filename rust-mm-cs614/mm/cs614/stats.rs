@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Counters of what cs614 did since boot, read in debugfs `cs614/stats`.
+//!
+//! Each is one atomic, incremented without a lock where the event happens; they move with the
+//! trace events of the same names.
+
+use crate::trace::CompactStats;
+use core::fmt;
+use kernel::{
+    bindings,
+    sync::atomic::{Atomic, Relaxed},
+};
+
+/// A counter since boot.
+pub(crate) struct Counter(Atomic<u64>);
+
+impl Counter {
+    const fn new() -> Self {
+        Self(Atomic::new(0))
+    }
+
+    /// Adds `n`.
+    pub(crate) fn add(&self, n: usize) {
+        self.0.add(n as u64, Relaxed);
+    }
+
+    fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// The number of promotion results (`enum cs614_promote_result`).
+const NR_RESULTS: usize = bindings::cs614_promote_result_CS614_NR_PROMOTE_RESULTS as usize;
+
+/// The names of the promotion results, in the order of `enum cs614_promote_result`, as the
+/// trace event prints them.
+const RESULT_NAMES: [&str; NR_RESULTS] = [
+    "promoted",
+    "already_huge",
+    "pte_none",
+    "pte_zero_page",
+    "pte_swap",
+    "pte_other",
+    "page_shared",
+    "page_pinned",
+    "page_busy",
+    "vma_nohugepage",
+    "vma_userfaultfd",
+    "vma_changed",
+    "thp_disabled",
+    "alloc_failed",
+    "other",
+];
+
+pub(crate) static MOVES: Counter = Counter::new();
+pub(crate) static MOVES_FAILED: Counter = Counter::new();
+pub(crate) static ROUNDS: Counter = Counter::new();
+pub(crate) static ROUND_MMS: Counter = Counter::new();
+pub(crate) static RANGES_EXAMINED: Counter = Counter::new();
+static PROMOTE: [Counter; NR_RESULTS] = [const { Counter::new() }; NR_RESULTS];
+static COMPACTIONS: Counter = Counter::new();
+static COMPACTIONS_FAILED: Counter = Counter::new();
+static COMPACTED_BATCHED: Counter = Counter::new();
+static COMPACTED_ALONE: Counter = Counter::new();
+static COMPACTION_PROMOTED: Counter = Counter::new();
+
+/// Counts a range a round examined, with its result (`enum cs614_promote_result`).
+pub(crate) fn count_promote_result(result: u32) {
+    RANGES_EXAMINED.add(1);
+    if let Some(counter) = PROMOTE.get(result as usize) {
+        counter.add(1);
+    }
+}
+
+/// Counts a compaction.
+pub(crate) fn count_compaction(s: &CompactStats, ok: bool) {
+    if ok {
+        COMPACTIONS.add(1);
+    } else {
+        COMPACTIONS_FAILED.add(1);
+    }
+    COMPACTED_BATCHED.add(s.batched);
+    COMPACTED_ALONE.add(s.alone);
+    COMPACTION_PROMOTED.add(s.promoted);
+}
+
+/// Writes every counter, one `name value` a line.
+pub(crate) fn show(f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(f, "moves {}", MOVES.get())?;
+    writeln!(f, "moves_failed {}", MOVES_FAILED.get())?;
+    writeln!(f, "rounds {}", ROUNDS.get())?;
+    writeln!(f, "round_mms {}", ROUND_MMS.get())?;
+    writeln!(f, "ranges_examined {}", RANGES_EXAMINED.get())?;
+    for (name, counter) in RESULT_NAMES.iter().zip(PROMOTE.iter()) {
+        writeln!(f, "promote_{name} {}", counter.get())?;
+    }
+    // SAFETY: Always safe to call.
+    writeln!(f, "demotions {}", unsafe { bindings::nr_vma_split_demotions() })?;
+    writeln!(f, "compactions {}", COMPACTIONS.get())?;
+    writeln!(f, "compactions_failed {}", COMPACTIONS_FAILED.get())?;
+    writeln!(f, "compacted_batched {}", COMPACTED_BATCHED.get())?;
+    writeln!(f, "compacted_alone {}", COMPACTED_ALONE.get())?;
+    writeln!(f, "compaction_promoted {}", COMPACTION_PROMOTED.get())
+}
