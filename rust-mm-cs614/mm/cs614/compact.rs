@@ -73,9 +73,7 @@ impl Request {
             .and_then(|len| start.checked_add(len))
             .ok_or(EINVAL)?;
         let table = usize::try_from(table).map_err(|_| EFAULT)?;
-        let size = pages
-            .checked_mul(size_of::<TableEntry>())
-            .ok_or(EFAULT)?;
+        let size = pages.checked_mul(size_of::<TableEntry>()).ok_or(EFAULT)?;
         let table_end = table.checked_add(size).ok_or(EFAULT)?;
         // The table's pages would move with the range, and the table be written over its data.
         if table < end && start < table_end {

@@ -248,10 +248,10 @@ impl kernel::InPlaceModule for Cs614Module {
         unsafe { promote::init() };
         let debugfs = debugfs::Dir::new(c"cs614");
         try_pin_init!(Self {
-            _registry <- debugfs.read_callback_file(c"registry", (), &|_, f| {
+            _registry <- debugfs.read_callback_file(c"registry", (), &|(), f| {
                 promote::show_registry(f)
             }),
-            _stats <- debugfs.read_callback_file(c"stats", (), &|_, f| stats::show(f)),
+            _stats <- debugfs.read_callback_file(c"stats", (), &|(), f| stats::show(f)),
             _miscdev <- MiscDeviceRegistration::register(MiscDeviceOptions {
                 name: c"cs614",
                 mode: 0o666,

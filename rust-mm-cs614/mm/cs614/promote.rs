@@ -18,11 +18,11 @@
 //! (`mmgrab`), not to its address space: a round takes `mmget_not_zero` for the time it works on
 //! it, so an exiting process is never kept alive by a registration, only by a round in progress.
 
+use crate::{stats, trace};
 use core::{
     fmt,
     sync::atomic::{AtomicU8, Ordering},
 };
-use crate::{stats, trace};
 use kernel::{
     bindings, current,
     kthread::{KThread, KThreadContext},
@@ -215,12 +215,8 @@ impl Registrations {
         registry.prune();
         let registry = &mut *registry;
         // Forget the registrations of this file that were pruned.
-        mine.ids.retain(|id| {
-            registry
-                .entries
-                .binary_search_by_key(id, |r| r.id)
-                .is_ok()
-        });
+        mine.ids
+            .retain(|id| registry.entries.binary_search_by_key(id, |r| r.id).is_ok());
         let mine = &mut *mine;
         mine.ids.reserve(mine.reserved + 1, GFP_KERNEL)?;
         registry

@@ -96,7 +96,8 @@ pub(crate) fn show(f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "promote_{name} {}", counter.get())?;
     }
     // SAFETY: Always safe to call.
-    writeln!(f, "demotions {}", unsafe { bindings::nr_vma_split_demotions() })?;
+    let demotions = unsafe { bindings::nr_vma_split_demotions() };
+    writeln!(f, "demotions {demotions}")?;
     writeln!(f, "compactions {}", COMPACTIONS.get())?;
     writeln!(f, "compactions_failed {}", COMPACTIONS_FAILED.get())?;
     writeln!(f, "compacted_batched {}", COMPACTED_BATCHED.get())?;

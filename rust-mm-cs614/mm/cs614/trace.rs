@@ -17,6 +17,7 @@ declare_trace! {
     unsafe fn cs614_round_end(mms: c_uint, examined: c_ulong, promoted: c_ulong,
                               skipped: c_ulong, duration_ns: u64);
     unsafe fn cs614_promote_range(pid: c_int, addr: c_ulong, result: c_int);
+    #[allow(clippy::too_many_arguments)]
     unsafe fn cs614_compact(pid: c_int, start: c_ulong, pages: c_ulong, populated: c_ulong,
                             batched: c_ulong, alone: c_ulong, promoted: c_ulong, ret: c_int);
 }
@@ -33,7 +34,15 @@ pub(crate) fn errno<T>(ret: &Result<T>) -> c_int {
 /// start (`0` if it did not move), and the result.
 pub(crate) fn trace_move(pid: i32, old: (usize, usize), new_start: usize, ret: c_int) {
     // SAFETY: Always safe to call.
-    unsafe { cs614_move(pid, old.0 as c_ulong, old.1 as c_ulong, new_start as c_ulong, ret) }
+    unsafe {
+        cs614_move(
+            pid,
+            old.0 as c_ulong,
+            old.1 as c_ulong,
+            new_start as c_ulong,
+            ret,
+        )
+    }
 }
 
 /// A promotion round starts, with `mms` registered.
