@@ -12,6 +12,11 @@
 # filled from scripts/rfc-cover.txt, the latest test results and benchmark
 # ratios, and checkpatch --strict of every patch.
 #
+# The series carries the git identity (user.name, user.email) of whoever runs
+# it: author, Signed-off-by and the M: line of the MAINTAINERS entry. With no
+# identity, or a placeholder one (a localhost, .invalid or example domain, as
+# on CI), it is still written, but marked a dry run, not to be sent.
+#
 #   RFC_VERSION=N   the -vN of the series (default 1)
 . "$(dirname "$0")/lib.sh"
 
@@ -21,9 +26,26 @@ out=$CS614_TOP/out/rfc
 version=${RFC_VERSION:-1}
 [ -f "$CS614_WORK/base.stamp" ] || die "no base source: run 'make fetch'"
 
+# The patches' own placeholder identity, which the submitter's replaces.
+SERIES_IDENT="cs614 developers <cs614@localhost>"
 export GIT_AUTHOR_NAME="cs614 developers" GIT_AUTHOR_EMAIL=cs614@localhost
 export GIT_COMMITTER_NAME="cs614 developers" GIT_COMMITTER_EMAIL=cs614@localhost
 r() { git -C "$rfc" "$@"; }
+
+RFC_NAME=$(git -C "$CS614_TOP" config user.name || true)
+RFC_EMAIL=$(git -C "$CS614_TOP" config user.email || true)
+dry_run=
+case "${RFC_EMAIL,,}" in
+"" | *@localhost | *@localhost.* | *.invalid | *@example.* | *.example | \
+	*.example.com | *.example.org | *.example.net)
+	dry_run=1 ;;
+esac
+[ -n "$RFC_NAME" ] || dry_run=1
+if [ -z "$RFC_NAME" ] || [ -z "$RFC_EMAIL" ]; then
+	RFC_NAME="cs614 RFC dry run"
+	RFC_EMAIL=dry-run@localhost.invalid
+fi
+export RFC_NAME RFC_EMAIL
 
 if [ ! -e "$rfc/.git" ]; then
 	rm -rf "$rfc"
@@ -64,6 +86,34 @@ if ! git -C "$base" diff --quiet cs614-prepared cs614-rfc; then
 	die "the RFC branch differs from the prepared tree: an overlay file was not folded"
 fi
 
+# The submitter's identity: author and committer, Signed-off-by, and the
+# MAINTAINERS entry's M: line (the only line in which the series may differ
+# from the tested tree).
+ident="$RFC_NAME <$RFC_EMAIL>"
+export SERIES_IDENT ident
+filters=$(mktemp -d)
+trap 'rm -rf "$filters"' EXIT
+cat >"$filters/replace.py" <<'EOF'
+# replace.py PREFIX: copies stdin to stdout, PREFIX $SERIES_IDENT becoming PREFIX $ident.
+import os, sys
+prefix = sys.argv[1].replace("\\t", "\t")
+sys.stdout.write(sys.stdin.read().replace(prefix + os.environ["SERIES_IDENT"] + "\n",
+                                          prefix + os.environ["ident"] + "\n"))
+EOF
+cat >"$filters/maintainers.sh" <<'EOF'
+git show "$GIT_COMMIT:MAINTAINERS" 2>/dev/null | grep -q -F -x "M:	$SERIES_IDENT" || exit 0
+blob=$(git show "$GIT_COMMIT:MAINTAINERS" | python3 "$filters/replace.py" 'M:\t' |
+	git hash-object -w --stdin)
+git update-index --cacheinfo 100644,"$blob",MAINTAINERS
+EOF
+export filters
+FILTER_BRANCH_SQUELCH_WARNING=1 r filter-branch -f \
+	--env-filter 'export GIT_AUTHOR_NAME="$RFC_NAME" GIT_AUTHOR_EMAIL="$RFC_EMAIL"
+		export GIT_COMMITTER_NAME="$RFC_NAME" GIT_COMMITTER_EMAIL="$RFC_EMAIL"' \
+	--msg-filter 'python3 "$filters/replace.py" "Signed-off-by: "' \
+	--index-filter 'bash "$filters/maintainers.sh"' \
+	cs614-base..cs614-rfc >/dev/null
+
 rm -rf "$out"
 mkdir -p "$out"
 in_root bash -c "cd '$rfc' && git format-patch -q --rfc --cover-letter -v$version \
@@ -72,7 +122,7 @@ in_root bash -c "cd '$rfc' && git format-patch -q --rfc --cover-letter -v$versio
 # Recipients: the maintainers and lists of everything the series touches.
 in_root bash -c "cd '$rfc' && perl scripts/get_maintainer.pl --no-rolestats \
 	--no-git --no-git-fallback --no-tree \$(ls $out/v$version-0*-*.patch | grep -v -- -0000-)" |
-	grep -v -e '^cs614 developers' -e '^$' | sort -u >"$out/recipients"
+	grep -v -F -e "$ident" | grep -v -e '^$' | sort -u >"$out/recipients"
 to=() cc=()
 while read -r who; do
 	case "$who" in
@@ -121,6 +171,14 @@ base_text="The series applies to Debian's linux-source-7.3 ($stamp),
 the 7.3.y stable tree as Debian ships it; base-commit below names the
 import of that tarball."
 
+dry_note=""
+if [ -n "$dry_run" ]; then
+	dry_note="DRY RUN - NOT TO BE SENT: written with the identity '$ident', which is
+unset or a placeholder (git config user.name / user.email). Run 'make rfc'
+with your own identity to sign the series.
+
+"
+fi
 cover=$(ls "$out"/v"$version"-0000-*.patch)
 python3 - "$cover" "$CS614_TOP/scripts/rfc-cover.txt" <<EOF
 import sys
@@ -132,7 +190,7 @@ t = t.replace("@CHECKPATCH@", """$cp_text""" + "\n\n" + """$base_text""")
 subject, body = t.split("\n", 1)
 s = open(cover).read()
 s = s.replace("*** SUBJECT HERE ***", subject)
-s = s.replace("*** BLURB HERE ***", body.strip() + "\n\nRecipients (scripts/get_maintainer.pl):\n" +
+s = s.replace("*** BLURB HERE ***", """$dry_note""" + body.strip() + "\n\nRecipients (scripts/get_maintainer.pl):\n" +
               "".join("  " + l for l in open("$out/recipients")))
 open(cover, "w").write(s)
 EOF
@@ -154,3 +212,8 @@ done
 n=$(ls "$out"/v"$version"-0*-*.patch | wc -l)
 log "RFC v$version: $((n - 1)) patches + cover letter in $out ($(wc -l <"$out/recipients") recipients)"
 [ ! -s "$checkpatch" ] || log "checkpatch --strict: $(wc -l <"$checkpatch") remarks, listed in the cover letter"
+log "signed by: $ident"
+if [ -n "$dry_run" ]; then
+	log "DRY RUN: the git identity is unset or a placeholder; the cover letter says so."
+	log "Do not send this series; set user.name and user.email and run 'make rfc' again."
+fi
