@@ -33,10 +33,19 @@ if [ "$mode" = mm ]; then
 	done
 	cp /tmp/cs614-mm-results "$out/mm-results"
 elif [ "$mode" = bench ]; then
+	# Each benchmark twice in the same boot: cs614's trace events disabled,
+	# then enabled (their overhead).
+	events=/sys/kernel/tracing/events/cs614/enable
+	[ -e "$events" ] || mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null
 	for b in cs614/*_bench; do
 		[ -z "$test" ] || [ "$b" = "cs614/$test" ] || continue
 		echo "# $b" >>"$log"
 		"./$b" >>"$log" 2>&1
+		[ -e "$events" ] || continue
+		echo "# $b+events (cs614 trace events enabled)" >>"$log"
+		echo 1 >"$events"
+		"./$b" >>"$log" 2>&1
+		echo 0 >"$events"
 	done
 elif [ -n "$test" ]; then
 	./run_kselftest.sh -t "cs614:$test" >>"$log" 2>&1

@@ -154,7 +154,12 @@ for f in default debug; do
 		results+="  $f: not run here yet ('make check FLAVOUR=$f')"$'\n'
 	fi
 done
-bench=$(grep -h -E 'ratio' "$CS614_WORK"/bench-*.log 2>/dev/null | sed 's/^# /  /' || true)
+bench=$(for f in "$CS614_WORK"/bench-*.log; do
+	[ -f "$f" ] || continue
+	r=$(grep -E 'ratio|16 TiB|worst' "$f" | sed 's/^# /    /') || continue
+	n=${f##*/bench-}
+	printf '  %s:\n%s\n' "${n%.log}" "$r"
+done)
 [ -n "$bench" ] || bench="  not run here yet ('make bench')"
 if [ -s "$checkpatch" ]; then
 	cp_text="checkpatch.pl --strict reports the following. 'does MAINTAINERS need
