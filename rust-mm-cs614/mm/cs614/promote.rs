@@ -27,7 +27,7 @@ use kernel::{
     bindings, current,
     kthread::{KThread, KThreadContext},
     mm::{self, Mm, MmWithUser},
-    new_mutex,
+    new_mutex, pr_warn_once,
     prelude::*,
     sync::{aref::ARef, global_lock, Mutex},
     task::Pid,
@@ -384,7 +384,7 @@ fn run_round(ctx: &KThreadContext) -> RoundStats {
         let mut mms = KVec::new();
         trace::trace_round_start(registry.entries.len());
         if mms.reserve(registry.entries.len(), GFP_KERNEL).is_err() {
-            pr_warn!("no memory for a promotion round\n");
+            pr_warn_once!("no memory for a promotion round\n");
             return round;
         }
         for r in registry.entries.iter() {
