@@ -7,6 +7,10 @@
  * Zero copy is checked through pagemap: a page keeps its pfn when it moves.
  * A hole stays a hole of the VMA: not present, so that reading it through
  * the table takes a page fault (counted in ru_minflt) and returns 0.
+ *
+ * The ABI counts 4 KiB pages (length, and entry i at addr + i * 4096): every
+ * test skips when the page size is not 4 KiB. The huge page size comes from
+ * the system (2 MiB on x86-64).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -41,15 +45,19 @@
 #define KB		1024UL
 #define MB		(1024 * KB)
 #define GB		(1024 * MB)
-#define HPAGE		(2 * MB)
+#define HPAGE		cs614_hpage_size()
+/* The page of the ABI; the tests skip unless it is the page size. */
 #define PG		4096UL
+/* Pages in a huge page (512), and its size in kB (2048), as smaps counts. */
+#define HPAGE_NR	(HPAGE / PG)
+#define HPAGE_KB	((long)(HPAGE / KB))
 
 struct entry {
 	uint64_t old;
 	uint64_t new;
 };
 
-/* A 2 MiB-aligned private anonymous VMA of len bytes with nothing around it. */
+/* A huge page-aligned private anonymous VMA of len bytes with nothing around it. */
 static char *map_aligned(size_t len)
 {
 	size_t span = len + 2 * HPAGE;
@@ -173,22 +181,34 @@ FIXTURE(compact)
 
 FIXTURE_SETUP(compact)
 {
+	const char *why;
+
+	why = cs614_open_dev(&self->fd);
+	if (why)
+		SKIP(return, "%s", why);
+	ASSERT_LE(0, self->fd) TH_LOG("open " CS614_DEV ": %s", strerror(errno));
+	why = cs614_page_not_4k();
+	if (why)
+		SKIP(return, "%s", why);
+	/* Zero copy is checked through pfns, huge pages through kpageflags. */
+	why = cs614_pfns_unavailable();
+	if (why)
+		SKIP(return, "%s", why);
+	/* Last: the teardown restores it, but does not run after a failed or skipped setup. */
 	if (cs614_thp_set("never"))
 		SKIP(return, "cannot set " CS614_THP_PATH);
-	self->fd = open("/dev/cs614", O_RDWR);
-	ASSERT_LE(0, self->fd);
 }
 
 FIXTURE_TEARDOWN(compact)
 {
-	close(self->fd);
 	cs614_thp_restore();
+	close(self->fd);
 }
 
-/* The course's scenario: 4 MiB, every other page full of 'A', 1024 entries. */
+/* The course's scenario: 4 MiB (two huge pages), every other page full of 'A'. */
 TEST_F(compact, course_scenario)
 {
-	const size_t n = 1024;
+	const size_t n = 2 * HPAGE_NR;
 	struct entry *t = calloc(n, sizeof(*t));
 	char *p = map_aligned(n * PG);
 	size_t i, j;
@@ -202,12 +222,18 @@ TEST_F(compact, course_scenario)
 
 	/* The first 2 MiB are fully populated now, and a huge page. */
 	EXPECT_TRUE(cs614_is_thp(p));
-	EXPECT_EQ(2048, cs614_anon_huge_kb(p));
-	EXPECT_EQ(512U, cs614_present_pages(p, 4 * MB));
+	EXPECT_EQ(HPAGE_KB, cs614_anon_huge_kb(p));
+	EXPECT_EQ(n / 2, cs614_present_pages(p, n * PG));
 	for (i = 0; i < n; i++) {
 		char *new = (char *)(uintptr_t)t[i].new;
 
 		ASSERT_EQ((uintptr_t)(p + i * PG), t[i].old);
+		/*
+		 * Every populated page holds the same bytes: the slots, not the
+		 * contents, say that each went where it should.
+		 */
+		ASSERT_EQ((uintptr_t)(p + (i % 2 ? n / 2 : 0) * PG + i / 2 * PG), t[i].new)
+			TH_LOG("entry %zu", i);
 		if (i % 2) {
 			ASSERT_TRUE(hole_faults(new)) TH_LOG("entry %zu", i);
 			continue;
@@ -494,69 +520,123 @@ TEST_F(compact, userfaultfd_ranges)
 	munmap(p, n * PG);
 }
 
-/* A huge page in the middle of the range: split, moved, then promoted at the front. */
+/*
+ * A huge page in the middle of the range: split, moved, then promoted at the
+ * front. The whole table is checked: the populated pages in order at the
+ * front, the holes in order after them, not present and reading as zero.
+ */
 TEST_F_TIMEOUT(compact, huge_page_in_range, 300)
 {
-	const size_t n = 1536;
+	const size_t nr = HPAGE_NR, n = 3 * nr, k = nr / 2 + nr;
 	struct entry *t = calloc(n, sizeof(*t));
+	uint64_t *pfns = calloc(n, sizeof(*pfns));
 	char *p = map_aligned(n * PG);
-	size_t i;
+	size_t i, r = 0, h = 0;
 
 	ASSERT_NE(NULL, p);
+	ASSERT_NE(NULL, t);
+	ASSERT_NE(NULL, pfns);
 	/* Registered for promotion through the fixture's file. */
 	ASSERT_EQ(0, ioctl(self->fd, IOCTL_PROMOTE_VMA, NULL));
 	/* [0, 2 MiB) half populated, [2, 4) MiB full and promoted, [4, 6) MiB empty. */
-	for (i = 0; i < 512; i += 2)
+	for (i = 0; i < nr; i += 2)
 		stamp(p, i, 3);
-	for (i = 512; i < 1024; i++)
+	for (i = nr; i < 2 * nr; i++)
 		stamp(p, i, 3);
 	ASSERT_EQ(0, cs614_promote_round(60000));
 	ASSERT_TRUE(cs614_is_thp(p + HPAGE));
+	pfns_of(p, n, pfns);
 
 	ASSERT_EQ(0, compact(self->fd, p, n, t));
 
-	/* 768 populated pages: the first 2 MiB are full again. */
+	/* 768 populated pages: the first 2 MiB are full again, and a huge page. */
 	EXPECT_TRUE(cs614_is_thp(p));
-	EXPECT_EQ(768U, cs614_present_pages(p, n * PG));
+	EXPECT_FALSE(cs614_is_thp(p + HPAGE));
+	EXPECT_EQ(k, cs614_present_pages(p, n * PG));
+	EXPECT_EQ(k, cs614_present_pages(p, k * PG));
+	/* The table, before anything is read through it. */
+	for (i = 0; i < n; i++) {
+		bool populated = i < nr ? i % 2 == 0 : i < 2 * nr;
+		char *want = populated ? p + r++ * PG : p + (k + h++) * PG;
+
+		ASSERT_EQ((uintptr_t)(p + i * PG), t[i].old) TH_LOG("entry %zu", i);
+		ASSERT_EQ((uintptr_t)want, t[i].new) TH_LOG("entry %zu", i);
+	}
+	ASSERT_EQ(k, r);
+	ASSERT_EQ(n - k, h);
+	/* The pages: beyond the new huge page, each kept its pfn (split, not copied). */
 	for (i = 0; i < n; i++) {
 		char *new = (char *)(uintptr_t)t[i].new;
-		bool ok = i < 512 && i % 2 ? hole_faults(new) : i >= 1024 || stamped(new, i, 3);
 
-		ASSERT_TRUE(ok) TH_LOG("entry %zu", i);
+		if (i < nr ? i % 2 : i >= 2 * nr) {
+			ASSERT_TRUE(hole_faults(new)) TH_LOG("entry %zu (a hole)", i);
+			continue;
+		}
+		ASSERT_TRUE(stamped(new, i, 3)) TH_LOG("entry %zu", i);
+		if (new >= p + HPAGE)
+			ASSERT_EQ(pfns[i], pfn_of(new)) TH_LOG("entry %zu", i);
 	}
 	munmap(p, n * PG);
+	free(pfns);
 	free(t);
 }
 
-/* A huge page already at the front stays as it is. */
+/*
+ * A huge page already at the front stays as it is; the pages after it move
+ * behind it, keeping their pfn, and the holes follow them, not present and
+ * reading as zero.
+ */
 TEST_F(compact, huge_page_in_place_kept)
 {
-	const size_t n = 1024;
+	const size_t nr = HPAGE_NR, n = 2 * nr, first = nr + 88;
 	struct entry *t = calloc(n, sizeof(*t));
+	uint64_t *pfns = calloc(n, sizeof(*pfns));
 	char *p = map_aligned(n * PG);
+	size_t i, k, r = 0, h = 0;
 	uint64_t head;
-	size_t i;
 
 	ASSERT_NE(NULL, p);
+	ASSERT_NE(NULL, t);
+	ASSERT_NE(NULL, pfns);
 	/* Registered for promotion through the fixture's file. */
 	ASSERT_EQ(0, ioctl(self->fd, IOCTL_PROMOTE_VMA, NULL));
-	for (i = 0; i < 512; i++)
+	for (i = 0; i < nr; i++)
 		stamp(p, i, 4);
 	ASSERT_EQ(0, cs614_promote_round(60000));
 	ASSERT_TRUE(cs614_is_thp(p));
 	head = pfn_of(p);
-	for (i = 600; i < n; i += 3)
+	/* Then every third page from page 600 (nr + 88) on. */
+	for (i = first; i < n; i += 3)
 		stamp(p, i, 4);
+	k = nr + (n - first + 2) / 3;
+	pfns_of(p, n, pfns);
 
 	ASSERT_EQ(0, compact(self->fd, p, n, t));
 
 	EXPECT_TRUE(cs614_is_thp(p));
 	EXPECT_EQ(head, pfn_of(p));
-	for (i = 0; i < n; i++)
-		if (i < 512 || (i >= 600 && (i - 600) % 3 == 0))
-			ASSERT_TRUE(stamped((char *)(uintptr_t)t[i].new, i, 4))
-				TH_LOG("entry %zu", i);
+	EXPECT_EQ(k, cs614_present_pages(p, k * PG));
+	EXPECT_EQ(0U, cs614_present_pages(p + k * PG, (n - k) * PG)) TH_LOG("holes present");
+	for (i = 0; i < n; i++) {
+		bool populated = i < nr || (i >= first && (i - first) % 3 == 0);
+		char *want = populated ? p + r++ * PG : p + (k + h++) * PG;
+
+		ASSERT_EQ((uintptr_t)(p + i * PG), t[i].old) TH_LOG("entry %zu", i);
+		ASSERT_EQ((uintptr_t)want, t[i].new) TH_LOG("entry %zu", i);
+	}
+	ASSERT_EQ(k, r);
+	for (i = 0; i < n; i++) {
+		char *new = (char *)(uintptr_t)t[i].new;
+
+		if (i < nr || (i >= first && (i - first) % 3 == 0)) {
+			ASSERT_TRUE(stamped(new, i, 4)) TH_LOG("entry %zu", i);
+			ASSERT_EQ(pfns[i], pfn_of(new)) TH_LOG("entry %zu", i);
+		} else {
+			ASSERT_TRUE(hole_faults(new)) TH_LOG("entry %zu (a hole)", i);
+		}
+	}
 	munmap(p, n * PG);
+	free(pfns);
 	free(t);
 }
 
@@ -874,6 +954,7 @@ TEST_F(compact, pinned_page_refused)
 FIXTURE(swap)
 {
 	int fd;
+	bool loaded;		/* zram loaded by the test: unloaded at the end */
 	bool swapped_on;	/* by the test: swapoff() at the end */
 	bool sized;		/* disksize set by the test: reset at the end */
 	pid_t child;
@@ -941,8 +1022,11 @@ static int write_swap_header(const char *dev, long size)
 	return ret;
 }
 
-/* Undoes what the setup did: swapon(), and setting the size of the device. */
-static void swap_undo(bool *swapped_on, bool *sized)
+/*
+ * Undoes what the setup did: swapon(), setting the size of the device,
+ * loading zram.
+ */
+static void swap_undo(bool *swapped_on, bool *sized, bool *loaded)
 {
 	if (*swapped_on && swapoff(ZRAM_DEV))
 		perror("swapoff " ZRAM_DEV);
@@ -950,47 +1034,67 @@ static void swap_undo(bool *swapped_on, bool *sized)
 	if (*sized && write_str(ZRAM "/reset", "1"))
 		perror("resetting " ZRAM);
 	*sized = false;
+	if (*loaded && system("modprobe -r zram >/dev/null 2>&1"))
+		fprintf(stderr, "# modprobe -r zram failed\n");
+	*loaded = false;
 }
 
 FIXTURE_SETUP(swap)
 {
+	const char *why;
 	cpu_set_t one;
 	long size;
 	int err;
 
-	self->fd = open("/dev/cs614", O_RDWR);
-	if (self->fd < 0 && errno == ENOENT)
-		SKIP(return, "/dev/cs614 is missing");
-	ASSERT_LE(0, self->fd);
-	if (access(ZRAM, F_OK) && system("modprobe zram >/dev/null 2>&1"))
-		SKIP(return, "no " ZRAM " (CONFIG_ZRAM), and modprobe zram failed");
-	if (access(ZRAM, F_OK))
+	why = cs614_open_dev(&self->fd);
+	if (why)
+		SKIP(return, "%s", why);
+	ASSERT_LE(0, self->fd) TH_LOG("open " CS614_DEV ": %s", strerror(errno));
+	why = cs614_page_not_4k();
+	if (why)
+		SKIP(return, "%s", why);
+	/* Swap slots show in pagemap to CAP_SYS_ADMIN only, as pfns do. */
+	why = cs614_pfns_unavailable();
+	if (why)
+		SKIP(return, "%s", why);
+	if (access(ZRAM, F_OK)) {
+		if (system("modprobe zram >/dev/null 2>&1"))
+			SKIP(return, "no " ZRAM " (CONFIG_ZRAM), and modprobe zram failed");
+		self->loaded = true;
+	}
+	if (access(ZRAM, F_OK)) {
+		swap_undo(&self->swapped_on, &self->sized, &self->loaded);
 		SKIP(return, "no " ZRAM " (CONFIG_ZRAM)");
+	}
 
 	/* From here on, a setup that gives up undoes what it did: no teardown follows. */
 	if (!zram_listed("/proc/swaps")) {
-		if (zram_listed("/proc/mounts"))
+		if (zram_listed("/proc/mounts")) {
+			swap_undo(&self->swapped_on, &self->sized, &self->loaded);
 			SKIP(return, ZRAM_DEV " is mounted");
+		}
 		size = read_long(ZRAM "/disksize");
 		if (size == 0) {
-			if (write_str(ZRAM "/disksize", ZRAM_SIZE))
+			if (write_str(ZRAM "/disksize", ZRAM_SIZE)) {
+				swap_undo(&self->swapped_on, &self->sized, &self->loaded);
 				SKIP(return, "cannot set the size of " ZRAM_DEV);
+			}
 			self->sized = true;
 			size = read_long(ZRAM "/disksize");
 		}
 		if (size < (long)(16 * PG) || write_swap_header(ZRAM_DEV, size)) {
-			swap_undo(&self->swapped_on, &self->sized);
+			swap_undo(&self->swapped_on, &self->sized, &self->loaded);
 			SKIP(return, "cannot write a swap header to " ZRAM_DEV);
 		}
 		if (swapon(ZRAM_DEV, 0)) {
 			err = errno;
-			swap_undo(&self->swapped_on, &self->sized);
+			swap_undo(&self->swapped_on, &self->sized, &self->loaded);
 			SKIP(return, "swapon " ZRAM_DEV ": %s (CONFIG_SWAP?)", strerror(err));
 		}
 		self->swapped_on = true;
 	}
 	if (cs614_thp_set("never")) {
-		swap_undo(&self->swapped_on, &self->sized);
+		swap_undo(&self->swapped_on, &self->sized, &self->loaded);
 		SKIP(return, "cannot set " CS614_THP_PATH);
 	}
 	/*
@@ -1012,7 +1116,7 @@ FIXTURE_TEARDOWN(swap)
 		waitpid(self->child, &status, 0);
 	}
 	cs614_thp_restore();
-	swap_undo(&self->swapped_on, &self->sized);
+	swap_undo(&self->swapped_on, &self->sized, &self->loaded);
 	close(self->fd);
 }
 

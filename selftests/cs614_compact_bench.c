@@ -42,6 +42,7 @@
 
 #define MB		(1024UL * 1024)
 #define LEN		(1024 * MB)
+/* The page of the ABI: the benchmark skips unless it is the page size. */
 #define PG		4096UL
 #define NR_PAGES	(LEN / PG)
 #define REPS		5
@@ -142,9 +143,10 @@ static double by_copy(char *p)
 	return cs614_now_us() - t;
 }
 
-/* A fully populated, 2 MiB-aligned 1 GiB moved by mremap() 4 KiB off alignment. */
+/* A fully populated, huge page-aligned 1 GiB moved by mremap() 4 KiB off alignment. */
 static double by_mremap(void)
 {
+	const size_t hpage = cs614_hpage_size();
 	char *p = cs614_map_aligned(LEN), *hole, *to;
 	size_t i;
 	double t;
@@ -153,11 +155,11 @@ static double by_mremap(void)
 		ksft_exit_fail_msg("mmap: %s\n", strerror(errno));
 	for (i = 0; i < NR_PAGES; i++)
 		*(uint64_t *)(p + i * PG) = i + 1;
-	hole = cs614_map_aligned(LEN + 4 * MB);
+	hole = cs614_map_aligned(LEN + 2 * hpage);
 	if (!hole)
 		ksft_exit_fail_msg("mmap: %s\n", strerror(errno));
-	munmap(hole, LEN + 4 * MB);
-	to = hole + 2 * MB + PG;
+	munmap(hole, LEN + 2 * hpage);
+	to = hole + hpage + PG;
 	t = cs614_now_us();
 	if (mremap(p, LEN, LEN, MREMAP_MAYMOVE | MREMAP_FIXED, to) != to)
 		ksft_exit_fail_msg("mremap: %s\n", strerror(errno));
@@ -263,18 +265,43 @@ static void stall(const char *what, size_t len, int by_ioctl_call)
 	munmap(p, len);
 }
 
+/* Why userfaultfd with UFFDIO_MOVE cannot serve as the baseline here; NULL if it can. */
+static const char *no_uffd_move(void)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	int uffd = syscall(__NR_userfaultfd, O_CLOEXEC);
+
+	if (uffd < 0)
+		return strerror(errno);
+	if (ioctl(uffd, UFFDIO_API, &api)) {
+		close(uffd);
+		return "UFFDIO_API failed";
+	}
+	close(uffd);
+	return api.features & UFFD_FEATURE_MOVE ? NULL : "no UFFD_FEATURE_MOVE";
+}
+
 int main(void)
 {
 	double (*const fn[3])(char *) = { by_ioctl, by_uffd_move, by_copy };
 	static const char *const name[3] = { "IOCTL_COMPACT_VMA", "UFFDIO_MOVE", "memcpy" };
 	double samples[3][REPS], med[3], with_promotion[REPS], mp;
+	const char *why;
 	int i, r;
 
 	ksft_print_header();
 	ksft_set_plan(3);
-	fd = open("/dev/cs614", O_RDWR);
+	fd = open(CS614_DEV, O_RDWR);
 	if (fd < 0)
-		ksft_exit_skip("/dev/cs614: %s\n", strerror(errno));
+		ksft_exit_skip(CS614_DEV ": %s\n", strerror(errno));
+	if (cs614_page_size() != PG)
+		ksft_exit_skip("IOCTL_COMPACT_VMA counts 4 KiB pages; the page size is %zu\n",
+			       cs614_page_size());
+	why = no_uffd_move();
+	if (why)
+		ksft_exit_skip("userfaultfd: %s\n", why);
+	/* Put back at any exit, ksft_exit_fail_msg() included. */
+	atexit(cs614_thp_restore);
 	if (cs614_thp_set("never"))
 		ksft_exit_skip("cannot set " CS614_THP_PATH "\n");
 	table = malloc(NR_PAGES * sizeof(*table));

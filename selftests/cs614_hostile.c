@@ -13,6 +13,9 @@
  * Pages carry tokens: (index of the page they were written at << 32) |
  * a serial number unique in the process, so that where a token is found
  * says where it came from.
+ *
+ * The compaction tests skip unless the page size is the ABI's 4 KiB and
+ * pagemap shows pfns (root); the move tests work with any page size.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -37,8 +40,7 @@
 #include "../kselftest_harness.h"
 #include "cs614_util.h"
 
-#define PG		4096UL
-#define CS614_DEV	"/dev/cs614"
+#define PG		cs614_page_size()
 #define SENTINEL	0x5a5a5a5a5a5a5a5aULL
 #define TABLE_FILL	0xa5
 
@@ -54,10 +56,12 @@ FIXTURE(hostile)
 
 FIXTURE_SETUP(hostile)
 {
-	self->fd = open(CS614_DEV, O_RDWR);
-	if (self->fd < 0 && errno == ENOENT)
-		SKIP(return, CS614_DEV " is missing");
-	ASSERT_LE(0, self->fd) TH_LOG("%s: %s", CS614_DEV, strerror(errno));
+	const char *why;
+
+	why = cs614_open_dev(&self->fd);
+	if (why)
+		SKIP(return, "%s", why);
+	ASSERT_LE(0, self->fd) TH_LOG("open " CS614_DEV ": %s", strerror(errno));
 	ASSERT_EQ(0, cs614_install_segv_handler());
 	/* Last: the teardown restores it, but does not run after a failed setup. */
 	if (cs614_thp_set("never"))
@@ -484,6 +488,17 @@ TEST_F_TIMEOUT(hostile, move_result_unmapped_race, 300)
 
 /* Compaction. */
 
+/*
+ * Why the compaction tests cannot run here, or NULL: the ABI counts 4 KiB
+ * pages, and the checks read pfns.
+ */
+static const char *compaction_unsupported(void)
+{
+	const char *why = cs614_page_not_4k();
+
+	return why ? why : cs614_pfns_unavailable();
+}
+
 static int compact(int fd, void *addr, unsigned int pages, void *table)
 {
 	struct cs614_compact_vma arg = {
@@ -630,11 +645,21 @@ static void table_case(struct __test_metadata *_metadata, int fd, size_t off, si
 
 TEST_F(hostile, compact_table_inside_range)
 {
+	const char *why;
+
+	why = compaction_unsupported();
+	if (why)
+		SKIP(return, "%s", why);
 	table_case(_metadata, self->fd, 0, 2 * PG + 128, true);
 }
 
 TEST_F(hostile, compact_table_overlaps_range_start)
 {
+	const char *why;
+
+	why = compaction_unsupported();
+	if (why)
+		SKIP(return, "%s", why);
 	/* The table's last 8 entries are the range's first 128 bytes. */
 	table_case(_metadata, self->fd, TPAGES, TPAGES * PG - (TPAGES - 8) * sizeof(struct entry),
 		   true);
@@ -645,12 +670,22 @@ TEST_F(hostile, compact_table_overlaps_range_start)
 
 TEST_F(hostile, compact_table_overlaps_range_end)
 {
+	const char *why;
+
+	why = compaction_unsupported();
+	if (why)
+		SKIP(return, "%s", why);
 	table_case(_metadata, self->fd, 0, TPAGES * PG - 128, true);
 	table_case(_metadata, self->fd, 0, TPAGES * PG - 1, true);
 }
 
 TEST_F(hostile, compact_table_next_to_range)
 {
+	const char *why;
+
+	why = compaction_unsupported();
+	if (why)
+		SKIP(return, "%s", why);
 	/* Ending where the range starts, then starting where it ends. */
 	table_case(_metadata, self->fd, TPAGES, TPAGES * PG - TPAGES * sizeof(struct entry),
 		   false);
@@ -663,6 +698,7 @@ TEST_F(hostile, compact_table_next_to_range)
  */
 TEST_F(hostile, compact_table_read_only)
 {
+	const char *why;
 	const size_t n = 512;	/* a table of two pages */
 	uint64_t pfns[512];
 	char *p = cs614_map_aligned(n * PG);
@@ -678,6 +714,9 @@ TEST_F(hostile, compact_table_read_only)
 	};
 	size_t i, j;
 
+	why = compaction_unsupported();
+	if (why)
+		SKIP(return, "%s", why);
 	ASSERT_NE(NULL, p);
 	ASSERT_NE(MAP_FAILED, t);
 	ASSERT_EQ(0, madvise(p, n * PG, MADV_NOHUGEPAGE));
@@ -714,6 +753,7 @@ TEST_F(hostile, compact_table_read_only)
  */
 TEST_F(hostile, compact_arg_inside_table)
 {
+	const char *why;
 	const size_t n = 256;
 	/* At the start, inside, and at the end of the table. */
 	const size_t offs[] = {
@@ -723,6 +763,9 @@ TEST_F(hostile, compact_arg_inside_table)
 	uint64_t pfns[256];
 	size_t c, i;
 
+	why = compaction_unsupported();
+	if (why)
+		SKIP(return, "%s", why);
 	ASSERT_NE(NULL, t);
 	for (c = 0; c < ARRAY_SIZE(offs); c++) {
 		char *p = cs614_map_aligned(n * PG);
@@ -794,6 +837,9 @@ TEST_F_TIMEOUT(hostile, compact_table_unmapped_race, 300)
 	bool unmapped;
 	size_t i;
 
+	why = compaction_unsupported();
+	if (why)
+		SKIP(return, "%s", why);
 	race.t = mmap(NULL, race.bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, race.t);
 	ASSERT_EQ(0, pthread_create(&thread, NULL, table_racer, &race));
@@ -1045,6 +1091,7 @@ static size_t duplicated(const char *p, const uint64_t *pm, uint64_t *tokens)
 
 TEST_F_TIMEOUT(hostile, compact_race, 300)
 {
+	const char *why;
 	static struct entry t1[RACE_PAGES], t2[RACE_PAGES];
 	static struct layout main_layout, second_layout;
 	static uint64_t pm[RACE_PAGES], tokens[RACE_PAGES];
@@ -1059,6 +1106,9 @@ TEST_F_TIMEOUT(hostile, compact_race, 300)
 	size_t wrong = 0, w, w2, dups = 0, populated;
 	const struct layout *second, *first, *then;
 
+	why = compaction_unsupported();
+	if (why)
+		SKIP(return, "%s", why);
 	for (i = 0; i < NR_RACERS; i++) {
 		racers[i] = (struct racer){ .race = &race, .kind = i };
 		ASSERT_EQ(0, pthread_create(&threads[i], NULL, compact_racer, &racers[i]));

@@ -25,6 +25,7 @@
 #define KB		1024UL
 #define MB		(1024 * KB)
 #define GB		(1024 * MB)
+#define HPAGE		cs614_hpage_size()
 
 /* Reserves a free, aligned range of len bytes and returns it, unmapped. */
 static char *free_range(size_t len, size_t align)
@@ -58,14 +59,20 @@ FIXTURE(move)
 
 FIXTURE_SETUP(move)
 {
-	self->fd = open("/dev/cs614", O_RDWR);
-	ASSERT_LE(0, self->fd);
-	self->page = sysconf(_SC_PAGESIZE);
+	const char *why;
+
+	why = cs614_open_dev(&self->fd);
+	if (why)
+		SKIP(return, "%s", why);
+	ASSERT_LE(0, self->fd) TH_LOG("open " CS614_DEV ": %s", strerror(errno));
+	self->page = cs614_page_size();
 	ASSERT_EQ(0, cs614_install_segv_handler());
 }
 
 FIXTURE_TEARDOWN(move)
 {
+	/* The thp test changes the THP mode: put back here, even after a failed assertion. */
+	cs614_thp_restore();
 	close(self->fd);
 }
 
@@ -80,11 +87,13 @@ TEST_F(move, course_move_to)
 	 * The course's program assumes ptr2 + 2 MiB is free; in the harness
 	 * process it may not be, so hint the three mappings into a free area.
 	 */
-	hint = free_range(4 * MB, self->page);
+	hint = free_range(4 * MB + 3 * self->page, self->page);
 	ASSERT_NE(NULL, hint);
-	ptr1 = mmap(hint, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ptr2 = mmap(hint + 4096, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ptr3 = mmap(hint + 8192, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ptr1 = mmap(hint, self->page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ptr2 = mmap(hint + self->page, self->page, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ptr3 = mmap(hint + 2 * self->page, self->page, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, ptr1);
 	ASSERT_NE(MAP_FAILED, ptr2);
 	ASSERT_NE(MAP_FAILED, ptr3);
@@ -104,21 +113,22 @@ TEST_F(move, course_move_to)
 	EXPECT_TRUE(cs614_faults(ptr2));
 	EXPECT_TRUE(cs614_all_mapped(to, len));
 	munmap(to, len);
-	munmap(ptr1, 4096);
-	munmap(ptr3, 4096);
+	munmap(ptr1, self->page);
+	munmap(ptr3, self->page);
 }
 
 /* The course's scenario (b): MVE_VMA and read at the returned address. */
 TEST_F(move, course_move_first_hole)
 {
+	const size_t pg = self->page;
 	struct cs614_move_vma arg = { 0 };
 	char *ptr1, *ptr2, *ptr3, *to, *start, *end;
-	uintptr_t vstart, vend;
+	uintptr_t vstart, vend, top, want;
 	size_t len;
 
-	ptr1 = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ptr2 = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ptr3 = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ptr1 = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ptr2 = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ptr3 = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, ptr1);
 	ASSERT_NE(MAP_FAILED, ptr2);
 	ASSERT_NE(MAP_FAILED, ptr3);
@@ -128,18 +138,26 @@ TEST_F(move, course_move_first_hole)
 	end = (char *)vend;
 	len = end - start;
 	arg.vma_addr = (uintptr_t)ptr2;
+	top = cs614_user_top();
+	ASSERT_NE(0UL, top) TH_LOG("cannot find the top of the address space");
+	/*
+	 * The hole the ioctl must pick, from the VMAs as they are now: nothing
+	 * maps or unmaps between here and the call (no allocation either).
+	 */
+	ASSERT_TRUE(cs614_first_hole_after(vend, len, top, &want))
+		TH_LOG("no hole above %#lx fits %zu bytes", (unsigned long)vend, len);
 
 	ASSERT_EQ(0, ioctl(self->fd, IOCTL_MVE_VMA, &arg)) TH_LOG("%s", strerror(errno));
 	to = (char *)(uintptr_t)arg.to_addr;
 	EXPECT_LE((uintptr_t)end, (uintptr_t)to);
+	/* The first hole at or above the VMA's end that fits it, wherever that is. */
+	EXPECT_EQ(want, (uintptr_t)to);
 	EXPECT_EQ('A', to[ptr2 - start]);
 	EXPECT_TRUE(cs614_faults(ptr2));
-	/* The first hole that fits: every page between the old end and to is mapped. */
-	if (to - end < 64 * (long)MB)
-		EXPECT_TRUE(cs614_all_mapped(end, to - end));
+	EXPECT_TRUE(cs614_all_mapped(to, len));
 	munmap(to, len);
-	munmap(ptr1, 4096);
-	munmap(ptr3, 4096);
+	munmap(ptr1, pg);
+	munmap(ptr3, pg);
 }
 
 /* The hole search picks exactly the first gap that fits, skipping smaller ones. */
@@ -190,6 +208,7 @@ TEST_F(move, multi_page)
 	rss = cs614_smaps_kb(src, "Rss");
 	anon = cs614_smaps_kb(src, "Anonymous");
 	EXPECT_EQ((long)(len / 1024), rss);
+	EXPECT_EQ((long)(len / 1024), anon);
 
 	ASSERT_EQ(0, move_to(self->fd, src + 5 * self->page, to)) TH_LOG("%s", strerror(errno));
 	/* The same accounting at the new place. */
@@ -228,36 +247,40 @@ TEST_F(move, sparse_1g)
 	munmap(to, len);
 }
 
-/* A 2 MiB THP stays huge when moved to an aligned address, splits otherwise. */
+/*
+ * A THP stays huge when moved to an address aligned to the huge page size,
+ * splits otherwise. The THP mode is put back by the teardown.
+ */
 TEST_F(move, thp)
 {
+	const size_t hpage = HPAGE;
+	const long hpage_kb = hpage / KB;
 	char *src, *to, *unaligned;
 
 	if (cs614_thp_set("madvise"))
 		SKIP(return, "cannot set THP to madvise");
-	src = free_range(2 * MB, 2 * MB);
+	src = free_range(hpage, hpage);
 	ASSERT_NE(NULL, src);
-	ASSERT_EQ(src, mmap(src, 2 * MB, PROT_READ | PROT_WRITE,
+	ASSERT_EQ(src, mmap(src, hpage, PROT_READ | PROT_WRITE,
 			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0));
-	ASSERT_EQ(0, madvise(src, 2 * MB, MADV_HUGEPAGE));
-	cs614_fill_pattern(src, 2 * MB, 7);
-	ASSERT_EQ(2048, cs614_anon_huge_kb(src)) TH_LOG("no THP to start with");
+	ASSERT_EQ(0, madvise(src, hpage, MADV_HUGEPAGE));
+	cs614_fill_pattern(src, hpage, 7);
+	ASSERT_EQ(hpage_kb, cs614_anon_huge_kb(src)) TH_LOG("no THP to start with");
 
-	to = free_range(2 * MB, 2 * MB);
+	to = free_range(hpage, hpage);
 	ASSERT_NE(NULL, to);
 	ASSERT_EQ(0, move_to(self->fd, src, to)) TH_LOG("%s", strerror(errno));
-	EXPECT_EQ(2048, cs614_anon_huge_kb(to));
-	EXPECT_TRUE(cs614_check_pattern(to, 2 * MB, 7));
+	EXPECT_EQ(hpage_kb, cs614_anon_huge_kb(to));
+	EXPECT_TRUE(cs614_check_pattern(to, hpage, 7));
 	EXPECT_TRUE(cs614_faults(src));
 
-	unaligned = free_range(4 * MB, 2 * MB);
+	unaligned = free_range(2 * hpage, hpage);
 	ASSERT_NE(NULL, unaligned);
 	unaligned += self->page;
 	ASSERT_EQ(0, move_to(self->fd, to, unaligned)) TH_LOG("%s", strerror(errno));
 	EXPECT_EQ(0, cs614_anon_huge_kb(unaligned));
-	EXPECT_TRUE(cs614_check_pattern(unaligned, 2 * MB, 7));
-	munmap(unaligned, 2 * MB);
-	cs614_thp_restore();
+	EXPECT_TRUE(cs614_check_pattern(unaligned, hpage, 7));
+	munmap(unaligned, hpage);
 }
 
 /* Moves the VMA at src (len bytes) and checks contents and protections. */
@@ -265,7 +288,7 @@ static void move_and_check(struct __test_metadata *_metadata, int fd, char *src,
 			   size_t len, bool readable)
 {
 	char perms_before[8], perms_after[8];
-	char *to = free_range(len, 4096);
+	char *to = free_range(len, cs614_page_size());
 
 	ASSERT_NE(NULL, to);
 	ASSERT_EQ(0, cs614_perms(src, perms_before));
@@ -337,8 +360,12 @@ FIXTURE_VARIANT_ADD(kinds, prot_none)
 
 FIXTURE_SETUP(kinds)
 {
-	self->fd = open("/dev/cs614", O_RDWR);
-	ASSERT_LE(0, self->fd);
+	const char *why;
+
+	why = cs614_open_dev(&self->fd);
+	if (why)
+		SKIP(return, "%s", why);
+	ASSERT_LE(0, self->fd) TH_LOG("open " CS614_DEV ": %s", strerror(errno));
 	ASSERT_EQ(0, cs614_install_segv_handler());
 }
 
@@ -349,7 +376,7 @@ FIXTURE_TEARDOWN(kinds)
 
 TEST_F(kinds, contents_and_protection)
 {
-	size_t len = 16 * sysconf(_SC_PAGESIZE);
+	size_t len = 16 * cs614_page_size();
 	char *src = mmap(NULL, len, PROT_READ | PROT_WRITE, variant->map_flags, -1, 0);
 
 	ASSERT_NE(MAP_FAILED, src);
@@ -363,6 +390,8 @@ FIXTURE(fail)
 {
 	int fd;
 	long page;
+	uintptr_t top;	/* the end of the user address space */
+	long old_min_addr;	/* vm.mmap_min_addr to put back, or -1 */
 	char *base;	/* [src: 4 pages][hole: 3 pages][other: 2 pages] */
 	char *src;
 	char *other;
@@ -370,13 +399,36 @@ FIXTURE(fail)
 
 static char maps_before[CS614_MAPS_SIZE], maps_after[CS614_MAPS_SIZE];
 
+/* Sets vm.mmap_min_addr to value; returns the old value, or -1. */
+static long set_mmap_min_addr(long value)
+{
+	FILE *f = fopen("/proc/sys/vm/mmap_min_addr", "r+");
+	long old = -1;
+
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld", &old) != 1 || fseek(f, 0, SEEK_SET) ||
+	    fprintf(f, "%ld\n", value) < 0)
+		old = -1;
+	if (fclose(f))
+		old = -1;
+	return old;
+}
+
 FIXTURE_SETUP(fail)
 {
-	long pg = sysconf(_SC_PAGESIZE);
+	const char *why;
+	long pg = cs614_page_size();
 
 	self->page = pg;
-	self->fd = open("/dev/cs614", O_RDWR);
-	ASSERT_LE(0, self->fd);
+	self->old_min_addr = -1;
+	why = cs614_open_dev(&self->fd);
+	if (why)
+		SKIP(return, "%s", why);
+	ASSERT_LE(0, self->fd) TH_LOG("open " CS614_DEV ": %s", strerror(errno));
+	/* Found before the snapshot: the search maps and unmaps pages. */
+	self->top = cs614_user_top();
+	ASSERT_NE(0UL, self->top) TH_LOG("cannot find the top of the address space");
 	self->base = free_range(16 * pg, pg);
 	ASSERT_NE(NULL, self->base);
 	self->src = mmap(self->base, 4 * pg, PROT_READ | PROT_WRITE,
@@ -391,6 +443,9 @@ FIXTURE_SETUP(fail)
 
 FIXTURE_TEARDOWN(fail)
 {
+	/* Put back first: the assertions below end the teardown when they fail. */
+	if (self->old_min_addr >= 0)
+		set_mmap_min_addr(self->old_min_addr);
 	ASSERT_NE(NULL, cs614_read_maps_into(maps_after));
 	EXPECT_STREQ(maps_before, maps_after);
 	EXPECT_TRUE(cs614_all_bytes(self->src, 4 * self->page, 's'));
@@ -428,35 +483,26 @@ TEST_F(fail, unaligned_destination)
 	EXPECT_MOVE_FAILS(EINVAL, self->src, self->base + 10 * self->page + 1);
 }
 
-/* Sets vm.mmap_min_addr to value; returns the old value, or -1. */
-static long set_mmap_min_addr(long value)
-{
-	FILE *f = fopen("/proc/sys/vm/mmap_min_addr", "r+");
-	long old = -1;
-
-	if (!f)
-		return -1;
-	if (fscanf(f, "%ld", &old) != 1 || fseek(f, 0, SEEK_SET) ||
-	    fprintf(f, "%ld\n", value) < 0)
-		old = -1;
-	if (fclose(f))
-		old = -1;
-	return old;
-}
-
+/*
+ * Below vm.mmap_min_addr, at or beyond the end of the user address space
+ * (found at run time: 4- and 5-level page tables differ), or running over it.
+ * vm.mmap_min_addr is put back by the teardown.
+ */
 TEST_F(fail, destination_out_of_range)
 {
-	long old_min = set_mmap_min_addr(16 * self->page);
+	self->old_min_addr = set_mmap_min_addr(16 * self->page);
 
 	EXPECT_MOVE_FAILS(EINVAL, self->src, 0);
-	if (old_min >= 0) {
+	if (self->old_min_addr >= 0) {
 		EXPECT_MOVE_FAILS(EINVAL, self->src, self->page);
 		EXPECT_MOVE_FAILS(EINVAL, self->src, 15 * self->page);
-		set_mmap_min_addr(old_min);
 	}
-	EXPECT_MOVE_FAILS(EINVAL, self->src, 1UL << 47);
-	EXPECT_MOVE_FAILS(EINVAL, self->src, (1UL << 47) - 2 * self->page);
+	/* At the end of the address space, and 4 pages ending 2 pages past it. */
+	EXPECT_MOVE_FAILS(EINVAL, self->src, self->top);
+	EXPECT_MOVE_FAILS(EINVAL, self->src, self->top - 2 * self->page);
 	EXPECT_MOVE_FAILS(EINVAL, self->src, -(unsigned long)self->page);
+	/* Far beyond any user address space (non-canonical on x86-64). */
+	EXPECT_MOVE_FAILS(EINVAL, self->src, 1UL << 63);
 }
 
 TEST_F(fail, vma_addr_unmapped)
@@ -493,14 +539,60 @@ TEST_F(fail, result_not_writable)
 	EXPECT_EQ(0U, arg->to_addr);
 }
 
+/*
+ * The largest free gap of the address space below top (the highest of equal
+ * ones), not below floor, the gaps below the VMAs' start gaps: every gap
+ * above it is smaller. False on error.
+ */
+static bool largest_gap(uintptr_t floor, uintptr_t top, uintptr_t *start, uintptr_t *end)
+{
+	static struct cs614_vma v[CS614_MAX_VMAS];
+	int i, n = cs614_vmas(v, CS614_MAX_VMAS, top);
+	uintptr_t prev = floor, gs, ge;
+
+	if (n < 0)
+		return false;
+	*start = *end = 0;
+	for (i = 0; i <= n; i++) {
+		gs = prev;
+		ge = i < n ? v[i].start_gap : top;
+		if (ge > gs && ge - gs >= *end - *start) {
+			*start = gs;
+			*end = ge;
+		}
+		if (i < n && v[i].end > prev)
+			prev = v[i].end;
+	}
+	return *end > *start;
+}
+
+/*
+ * A VMA larger than every hole above it: ENOMEM, nothing moved. It fills the
+ * largest gap of the address space, whatever its size (128 TiB or 64 PiB of
+ * user space), so that every gap above it is smaller.
+ */
 TEST_F(fail, no_fitting_hole)
 {
 	struct cs614_move_vma arg = { 0 };
-	size_t len = 1UL << 46;	/* half of the address space */
 	static char with_huge[CS614_MAPS_SIZE], now[CS614_MAPS_SIZE];
-	char *huge = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	uintptr_t floor = 1UL << 30, gs, ge, vs, ve, hole = 0;
+	size_t len;
+	char *huge;
 
-	ASSERT_NE(MAP_FAILED, huge);
+	ASSERT_TRUE(largest_gap(floor, self->top, &gs, &ge));
+	len = ge - gs;
+	huge = mmap((void *)gs, len, PROT_NONE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+	ASSERT_EQ((void *)gs, huge) TH_LOG("mmap of %#lx-%#lx: %s", (unsigned long)gs,
+					   (unsigned long)ge, strerror(errno));
+	/*
+	 * It may have merged with a neighbour: then the VMA to move is larger
+	 * still. No stdio from here to the munmap(): a heap that cannot grow
+	 * into the gap any more would have malloc() map memory of its own.
+	 */
+	ASSERT_TRUE(cs614_vma_at(huge, &vs, &ve));
+	ASSERT_FALSE(cs614_first_hole_after(ve, ve - vs, self->top, &hole))
+		TH_LOG("a hole at %#lx fits %zu bytes", (unsigned long)hole, len);
 	ASSERT_NE(NULL, cs614_read_maps_into(with_huge));
 	arg.vma_addr = (uintptr_t)huge;
 	errno = 0;

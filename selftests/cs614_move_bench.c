@@ -21,10 +21,14 @@
 
 #include "../kselftest.h"
 #include "cs614_bench.h"
+#include "cs614_util.h"
 
 #define MB		(1024UL * 1024)
 #define LEN		(1024 * MB)
 #define REPS		5
+/* The system's page and huge page sizes (4 KiB and 2 MiB on x86-64). */
+#define PG		cs614_page_size()
+#define HPAGE		cs614_hpage_size()
 
 static int fd;
 
@@ -47,7 +51,7 @@ static void check(const char *p)
 {
 	size_t off;
 
-	for (off = 0; off < LEN; off += 4096)
+	for (off = 0; off < LEN; off += PG)
 		if (p[off] != (char)(off >> 12))
 			ksft_exit_fail_msg("byte at offset %zu lost\n", off);
 }
@@ -85,27 +89,27 @@ int main(void)
 
 	ksft_print_header();
 	ksft_set_plan(2);
-	fd = open("/dev/cs614", O_RDWR);
+	fd = open(CS614_DEV, O_RDWR);
 	if (fd < 0)
-		ksft_exit_skip("/dev/cs614: %s\n", strerror(errno));
+		ksft_exit_skip(CS614_DEV ": %s\n", strerror(errno));
 
-	/* One reservation, 2 MiB aligned, holding home and both destinations. */
-	res = mmap(NULL, 3 * LEN + 6 * MB, PROT_NONE,
+	/* One reservation, huge page aligned, holding home and both destinations. */
+	res = mmap(NULL, 3 * LEN + 3 * HPAGE, PROT_NONE,
 		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (res == MAP_FAILED)
 		ksft_exit_fail_msg("mmap: %s\n", strerror(errno));
-	home = (char *)(((uintptr_t)res + 2 * MB - 1) & ~(2 * MB - 1));
-	aligned = home + LEN + 2 * MB;
-	unaligned = aligned + LEN + 4096;
-	munmap(res, 3 * LEN + 6 * MB);
+	home = (char *)(((uintptr_t)res + HPAGE - 1) & ~(HPAGE - 1));
+	aligned = home + LEN + HPAGE;
+	unaligned = aligned + LEN + PG;
+	munmap(res, 3 * LEN + 3 * HPAGE);
 
 	if (mmap(home, LEN, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) != home)
 		ksft_exit_fail_msg("mmap home: %s\n", strerror(errno));
-	/* 4 KiB pages: the PTE moves are what is measured. */
+	/* Base pages: the PTE moves are what is measured. */
 	madvise(home, LEN, MADV_NOHUGEPAGE);
-	for (off = 0; off < LEN; off += 4096)
-		memset(home + off, (char)(off >> 12), 4096);
+	for (off = 0; off < LEN; off += PG)
+		memset(home + off, (char)(off >> 12), PG);
 
 	bench("1 GiB, 2 MiB-aligned source and destination", home, aligned);
 	bench("1 GiB, unaligned destination", home, unaligned);

@@ -32,12 +32,14 @@
 #endif
 
 #define MB		(1024UL * 1024)
-#define HPAGE		(2 * MB)
+/* The system's page and huge page sizes (4 KiB and 2 MiB on x86-64). */
+#define PG		cs614_page_size()
+#define HPAGE		cs614_hpage_size()
 #define NR_RANGES	256
 #define LEN		(NR_RANGES * HPAGE)
 #define REPS		7
 
-/* A 2 MiB-aligned, fully populated mapping of LEN bytes of 4 KiB pages. */
+/* A huge page-aligned, fully populated mapping of LEN bytes of base pages. */
 static char *populated(void)
 {
 	char *res = mmap(NULL, LEN + HPAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -51,8 +53,8 @@ static char *populated(void)
 	if (mmap(p, LEN, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) != p)
 		ksft_exit_fail_msg("mmap: %s\n", strerror(errno));
-	for (off = 0; off < LEN; off += 4096)
-		memset(p + off, (char)(off >> 12), 4096);
+	for (off = 0; off < LEN; off += PG)
+		memset(p + off, (char)(off >> 12), PG);
 	return p;
 }
 
@@ -82,8 +84,8 @@ static double promote(int by_round)
 				   cs614_anon_huge_kb(p), LEN / 1024);
 	if (rss_after != rss_before)
 		ksft_exit_fail_msg("RSS %ld kB before, %ld kB after\n", rss_before, rss_after);
-	for (off = 0; off < LEN; off += 4096)
-		if (p[off] != (char)(off >> 12) || p[off + 4095] != (char)(off >> 12))
+	for (off = 0; off < LEN; off += PG)
+		if (p[off] != (char)(off >> 12) || p[off + PG - 1] != (char)(off >> 12))
 			ksft_exit_fail_msg("byte at offset %zu lost\n", off);
 	munmap(p, LEN);
 	return t / NR_RANGES;
@@ -97,7 +99,7 @@ static const struct {
 	const char *name;
 	size_t len;
 } sizes[NR_SIZES] = {
-	{ "2 MiB", HPAGE },
+	{ "2 MiB", 0 },		/* one huge page */
 	{ "1 GiB", 1UL << 30 },
 	{ "64 GiB", 64UL << 30 },
 	{ "1 TiB", 1UL << 40 },
@@ -113,7 +115,7 @@ static double round_over(char *p, size_t len)
 
 	if (madvise(last, HPAGE, MADV_DONTNEED))
 		ksft_exit_fail_msg("MADV_DONTNEED: %s\n", strerror(errno));
-	for (off = 0; off < HPAGE; off += 4096)
+	for (off = 0; off < HPAGE; off += PG)
 		last[off] = (char)(off >> 12);
 	if (cs614_count_thp(last, HPAGE))
 		ksft_exit_fail_msg("huge page before the round\n");
@@ -136,13 +138,14 @@ static bool rounds_by_size(void)
 	int i, j;
 
 	for (i = 0; i < NR_SIZES; i++) {
-		char *p = cs614_map_aligned(sizes[i].len);
+		size_t len = sizes[i].len ? sizes[i].len : HPAGE;
+		char *p = cs614_map_aligned(len);
 
 		if (!p)
 			ksft_exit_fail_msg("cannot reserve %s\n", sizes[i].name);
 		for (j = 0; j < SIZE_REPS; j++)
-			t[j] = round_over(p, sizes[i].len);
-		munmap(p, sizes[i].len);
+			t[j] = round_over(p, len);
+		munmap(p, len);
 		/* cs614_median() sorts the samples */
 		med[i] = cs614_median(t, SIZE_REPS);
 		lo = t[0];
@@ -154,6 +157,25 @@ static bool rounds_by_size(void)
 	return med[4] <= 2 * med[1];
 }
 
+/*
+ * Whether MADV_COLLAPSE works here: one populated huge page range collapsed;
+ * errno set when it does not.
+ */
+static bool collapse_works(void)
+{
+	char *p = cs614_map_aligned(HPAGE);
+	size_t off;
+	bool ok;
+
+	if (!p)
+		return false;
+	for (off = 0; off < HPAGE; off += PG)
+		p[off] = 1;
+	ok = !madvise(p, HPAGE, MADV_COLLAPSE);
+	munmap(p, HPAGE);
+	return ok;
+}
+
 int main(void)
 {
 	double by_round[REPS], by_collapse[REPS], mr, mc;
@@ -161,11 +183,20 @@ int main(void)
 
 	ksft_print_header();
 	ksft_set_plan(2);
-	fd = open("/dev/cs614", O_RDWR);
+	fd = open(CS614_DEV, O_RDWR);
 	if (fd < 0)
-		ksft_exit_skip("/dev/cs614: %s\n", strerror(errno));
+		ksft_exit_skip(CS614_DEV ": %s\n", strerror(errno));
+	if (access(CS614_PROMOTE_PATH, W_OK))
+		ksft_exit_skip("cannot write " CS614_PROMOTE_PATH ": %s\n", strerror(errno));
+	if (!cs614_pfns_visible())
+		ksft_exit_skip("no pfns in pagemap or no /proc/kpageflags (not root?)\n");
+	/* EINVAL: a kernel without MADV_COLLAPSE; other errors are the benchmark's to report. */
+	if (!collapse_works() && errno == EINVAL)
+		ksft_exit_skip("MADV_COLLAPSE: %s\n", strerror(errno));
 	if (ioctl(fd, IOCTL_PROMOTE_VMA, NULL))
 		ksft_exit_fail_msg("IOCTL_PROMOTE_VMA: %s\n", strerror(errno));
+	/* Put back at any exit, ksft_exit_fail_msg() included. */
+	atexit(cs614_thp_restore);
 	if (cs614_thp_set("never"))
 		ksft_exit_skip("cannot set " CS614_THP_PATH "\n");
 

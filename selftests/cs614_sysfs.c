@@ -32,10 +32,12 @@
 #include "cs614_util.h"
 
 #define MB		(1024 * 1024UL)
-#define HPAGE		(2 * MB)
-#define PG		4096UL
+/* The base and huge page sizes of the system: 4 KiB and 2 MiB on x86-64. */
+#define HPAGE		cs614_hpage_size()
+#define PG		cs614_page_size()
+#define HPAGE_NR	(HPAGE / PG)
+#define HPAGE_KB	((long)(HPAGE / 1024))
 #define ROUND_MS	60000
-#define CS614_DEV	"/dev/cs614"
 
 /* Writes count bytes of buf to the promote flag through a new file; write()'s result. */
 static ssize_t write_flag(const void *buf, size_t count)
@@ -76,7 +78,7 @@ static bool flag_clears(int timeout_ms)
 	return false;
 }
 
-/* Writes one word into every 4 KiB page of [p, p + len): all populated, 4 KiB pages. */
+/* Writes one word into every page of [p, p + len): all populated, base pages. */
 static void touch_pages(char *p, size_t len, uint64_t seed)
 {
 	size_t off;
@@ -93,18 +95,6 @@ static bool pages_intact(const char *p, size_t len, uint64_t seed)
 		if (*(const uint64_t *)(p + off) != cs614_pattern_word(off, seed))
 			return false;
 	return true;
-}
-
-/* Opens /dev/cs614 and registers the caller's mm; -1 with errno on error. */
-static int open_registered(void)
-{
-	int fd = open(CS614_DEV, O_RDWR);
-
-	if (fd >= 0 && ioctl(fd, IOCTL_PROMOTE_VMA, NULL)) {
-		close(fd);
-		return -1;
-	}
-	return fd;
 }
 
 /*
@@ -154,10 +144,20 @@ FIXTURE_VARIANT_ADD(flag, bad_11111) { .bytes = "11111", .len = 5, .einval = tru
 
 FIXTURE_SETUP(flag)
 {
-	self->dev = open_registered();
-	if (self->dev < 0 && errno == ENOENT)
-		SKIP(return, CS614_DEV " is missing");
-	ASSERT_LE(0, self->dev) TH_LOG("%s: %s", CS614_DEV, strerror(errno));
+	const char *why;
+
+	why = cs614_open_dev(&self->dev);
+	if (why)
+		SKIP(return, "%s", why);
+	ASSERT_LE(0, self->dev) TH_LOG("open " CS614_DEV ": %s", strerror(errno));
+	ASSERT_EQ(0, ioctl(self->dev, IOCTL_PROMOTE_VMA, NULL)) TH_LOG("%s", strerror(errno));
+	why = cs614_promote_flag_unusable();
+	if (why)
+		SKIP(return, "%s", why);
+	/* Whether a round ran is read from kpageflags. */
+	why = cs614_pfns_unavailable();
+	if (why)
+		SKIP(return, "%s", why);
 	self->region = cs614_map_aligned(HPAGE);
 	ASSERT_NE(NULL, self->region);
 	ASSERT_TRUE(flag_clears(ROUND_MS));
@@ -180,7 +180,7 @@ TEST_F(flag, round_or_not)
 	ssize_t n;
 
 	touch_pages(self->region, HPAGE, 1);
-	ASSERT_EQ(512U, cs614_present_pages(self->region, HPAGE));
+	ASSERT_EQ(HPAGE_NR, cs614_present_pages(self->region, HPAGE));
 	ASSERT_FALSE(cs614_is_thp(self->region));
 
 	errno = 0;
@@ -196,11 +196,11 @@ TEST_F(flag, round_or_not)
 
 	if (variant->round) {
 		EXPECT_TRUE(cs614_is_thp(self->region)) TH_LOG("no round ran");
-		EXPECT_EQ(2048, cs614_anon_huge_kb(self->region));
+		EXPECT_EQ(HPAGE_KB, cs614_anon_huge_kb(self->region));
 	} else {
 		EXPECT_FALSE(cs614_is_thp(self->region)) TH_LOG("a round ran");
 		EXPECT_EQ(0, cs614_anon_huge_kb(self->region));
-		EXPECT_EQ(512U, cs614_present_pages(self->region, HPAGE));
+		EXPECT_EQ(HPAGE_NR, cs614_present_pages(self->region, HPAGE));
 		/* The range was eligible: a requested round does promote it. */
 		ASSERT_EQ(0, cs614_promote_round(ROUND_MS));
 		EXPECT_TRUE(cs614_is_thp(self->region)) TH_LOG("the control round did nothing");
@@ -234,11 +234,20 @@ FIXTURE_VARIANT_ADD(grader, zeroed) { .garbage = { 0, 0, 0, 0 } };
 
 FIXTURE_SETUP(grader)
 {
+	const char *why;
+
 	self->flag = -1;
-	self->dev = open_registered();
-	if (self->dev < 0 && errno == ENOENT)
-		SKIP(return, CS614_DEV " is missing");
-	ASSERT_LE(0, self->dev) TH_LOG("%s: %s", CS614_DEV, strerror(errno));
+	why = cs614_open_dev(&self->dev);
+	if (why)
+		SKIP(return, "%s", why);
+	ASSERT_LE(0, self->dev) TH_LOG("open " CS614_DEV ": %s", strerror(errno));
+	ASSERT_EQ(0, ioctl(self->dev, IOCTL_PROMOTE_VMA, NULL)) TH_LOG("%s", strerror(errno));
+	why = cs614_promote_flag_unusable();
+	if (why)
+		SKIP(return, "%s", why);
+	why = cs614_pfns_unavailable();
+	if (why)
+		SKIP(return, "%s", why);
 	self->regions = cs614_map_aligned(4 * HPAGE);
 	ASSERT_NE(NULL, self->regions);
 	self->flag = open(CS614_PROMOTE_PATH, O_RDWR);
@@ -270,7 +279,7 @@ TEST_F_TIMEOUT(grader, four_rounds, 300)
 		char *region = self->regions + round * HPAGE;
 
 		touch_pages(region, HPAGE, round + 10);
-		ASSERT_EQ(512U, cs614_present_pages(region, HPAGE));
+		ASSERT_EQ(HPAGE_NR, cs614_present_pages(region, HPAGE));
 		if (round == 0)
 			sprintf(buf, "%d", 1);
 		memcpy(w, buf, sizeof(w));
@@ -291,7 +300,7 @@ TEST_F_TIMEOUT(grader, four_rounds, 300)
 		EXPECT_TRUE(cs614_is_thp(self->regions + round * HPAGE)) TH_LOG("range %d", round);
 		EXPECT_TRUE(pages_intact(self->regions + round * HPAGE, HPAGE, round + 10));
 	}
-	EXPECT_EQ(4 * 2048, cs614_anon_huge_kb(self->regions));
+	EXPECT_EQ(4 * HPAGE_KB, cs614_anon_huge_kb(self->regions));
 }
 
 /*
@@ -301,7 +310,7 @@ TEST_F_TIMEOUT(grader, four_rounds, 300)
  * round, even while the file that registered it stays open.
  */
 #define DEBUGFS		"/sys/kernel/debug"
-#define REGISTRY	DEBUGFS "/cs614/registry"
+#define REGISTRY	CS614_REGISTRY_PATH
 #define CHILDREN	1000
 #define BATCH		25
 
@@ -389,10 +398,12 @@ FIXTURE(registry)
 
 FIXTURE_SETUP(registry)
 {
-	self->dev = open(CS614_DEV, O_RDWR);
-	if (self->dev < 0 && errno == ENOENT)
-		SKIP(return, CS614_DEV " is missing");
-	ASSERT_LE(0, self->dev) TH_LOG("%s: %s", CS614_DEV, strerror(errno));
+	const char *why;
+
+	why = cs614_open_dev(&self->dev);
+	if (why)
+		SKIP(return, "%s", why);
+	ASSERT_LE(0, self->dev) TH_LOG("open " CS614_DEV ": %s", strerror(errno));
 	self->pids = calloc(CHILDREN, sizeof(*self->pids));
 	ASSERT_NE(NULL, self->pids);
 	/* Last: the teardown unmounts it, and a setup that fails is not torn down. */

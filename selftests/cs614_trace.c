@@ -12,7 +12,10 @@
  *
  * The events are recorded in a trace instance of our own, so that the top
  * level buffer and its settings are left alone; without instances, the top
- * level is used. THP is "never" so that every huge page is cs614's.
+ * level is used. THP is "never" so that every huge page is cs614's. What a
+ * test changes (THP mode, the instance, debugfs or tracefs mounted by it) is
+ * undone by its teardown. The compaction tests skip unless the page size is
+ * the ABI's 4 KiB; the others use the system's page and huge page sizes.
  *
  * Nothing here allocates from the heap with mmap() while a test runs (the
  * trace is read into a static buffer), so that no mapping of the C library
@@ -47,8 +50,11 @@
 
 #define KB		1024UL
 #define MB		(1024 * KB)
-#define HPAGE		(2 * MB)
-#define PG		4096UL
+#define HPAGE		cs614_hpage_size()
+#define PG		cs614_page_size()
+/* Base pages in a huge page (512), and its order (9). */
+#define HPAGE_NR	(HPAGE / PG)
+#define HPAGE_ORDER	((unsigned int)__builtin_ctzl(HPAGE_NR))
 #define ROUND_MS	20000
 /* How long the counters and the trace get to agree once an operation is over. */
 #define SETTLE_MS	2000
@@ -512,23 +518,31 @@ static bool dir_empty(const char *path)
 	return empty;
 }
 
-/* Mounts debugfs if nothing is mounted there; true if the stats file exists. */
-static bool stats_available(void)
+#define TRACEFS		"/sys/kernel/tracing"
+
+/*
+ * Mounts debugfs if nothing is mounted there, setting *mounted, so that the
+ * caller unmounts it (unmount_if()); true if the stats file exists.
+ */
+static bool stats_available(bool *mounted)
 {
 	if (!is_file(STATS_PATH) && is_dir(DEBUGFS) && dir_empty(DEBUGFS))
-		mount("debugfs", DEBUGFS, "debugfs", 0, NULL);
+		*mounted = !mount("debugfs", DEBUGFS, "debugfs", 0, NULL);
 	return is_file(STATS_PATH);
 }
 
-/* The root of tracefs, mounted if need be; false if there is none. */
-static bool find_tracefs(char *root, size_t size)
+/*
+ * The root of tracefs, mounted if need be (setting *mounted, so that the
+ * caller unmounts it); false if there is none.
+ */
+static bool find_tracefs(char *root, size_t size, bool *mounted)
 {
-	static const char *const roots[] = { "/sys/kernel/tracing", DEBUGFS "/tracing" };
+	static const char *const roots[] = { TRACEFS, DEBUGFS "/tracing" };
 	char path[PATH_MAX];
 	unsigned int i;
 
-	if (!is_dir("/sys/kernel/tracing/events") && is_dir("/sys/kernel/tracing"))
-		mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, NULL);
+	if (!is_dir(TRACEFS "/events") && is_dir(TRACEFS))
+		*mounted = !mount("tracefs", TRACEFS, "tracefs", 0, NULL);
 	for (i = 0; i < ARRAY_SIZE(roots); i++) {
 		snprintf(path, sizeof(path), "%s/events", roots[i]);
 		if (is_dir(path)) {
@@ -537,6 +551,17 @@ static bool find_tracefs(char *root, size_t size)
 		}
 	}
 	return false;
+}
+
+/*
+ * Unmounts path if *mounted (by us), and clears it. Lazily: tracefs may be
+ * automounted under a debugfs we mounted.
+ */
+static void unmount_if(const char *path, bool *mounted)
+{
+	if (*mounted && umount2(path, MNT_DETACH))
+		perror(path);
+	*mounted = false;
 }
 
 static int write_str(const char *dir, const char *file, const char *s, int flags)
@@ -647,6 +672,8 @@ FIXTURE(trace)
 	bool enabled;		/* the cs614 events are enabled in dir */
 	bool tracing_was_off;	/* root's tracing_on was 0 and we set it */
 	bool thp_set;		/* the THP mode was changed */
+	bool debugfs_mounted;	/* by us: unmounted by the teardown */
+	bool tracefs_mounted;	/* by us: unmounted by the teardown */
 };
 
 /* Undoes what setup did; safe on a partly set up fixture. */
@@ -680,6 +707,8 @@ static void trace_cleanup(FIXTURE_DATA(trace) *self)
 		close(self->fd);
 		self->fd = -1;
 	}
+	unmount_if(TRACEFS, &self->tracefs_mounted);
+	unmount_if(DEBUGFS, &self->debugfs_mounted);
 }
 
 FIXTURE_SETUP(trace)
@@ -689,22 +718,38 @@ FIXTURE_SETUP(trace)
 
 	self->fd = -1;
 	self->child = 0;
-	if (!stats_available())
-		SKIP(return, "no %s", STATS_PATH);
-	if (!find_tracefs(self->root, sizeof(self->root)))
-		SKIP(return, "no tracefs");
-	snprintf(path, sizeof(path), "%s/events/cs614", self->root);
-	if (!is_dir(path))
-		SKIP(return, "no cs614 trace events in %s", self->root);
-	if (cs614_thp_set("never"))
-		SKIP(return, "cannot set " CS614_THP_PATH);
-	self->thp_set = true;
+	/* Nothing to undo if these skip. */
+	why = cs614_open_dev(&self->fd);
+	if (why)
+		SKIP(return, "%s", why);
+	ASSERT_LE(0, self->fd) TH_LOG("open " CS614_DEV ": %s", strerror(errno));
+	ASSERT_EQ(0, ioctl(self->fd, IOCTL_PROMOTE_VMA, NULL)) TH_LOG("%s", strerror(errno));
+	why = cs614_promote_flag_unusable();
+	if (why)
+		SKIP(return, "%s", why);
+	why = cs614_pfns_unavailable();
+	if (why)
+		SKIP(return, "%s", why);
 
-	self->fd = open("/dev/cs614", O_RDWR);
-	if (self->fd < 0 || ioctl(self->fd, IOCTL_PROMOTE_VMA, NULL)) {
-		why = "opening and registering /dev/cs614";
-		goto fail;
+	/* From here on, a setup that gives up undoes what it did: no teardown follows. */
+	if (!stats_available(&self->debugfs_mounted)) {
+		trace_cleanup(self);
+		SKIP(return, "no %s", STATS_PATH);
 	}
+	if (!find_tracefs(self->root, sizeof(self->root), &self->tracefs_mounted)) {
+		trace_cleanup(self);
+		SKIP(return, "no tracefs");
+	}
+	snprintf(path, sizeof(path), "%s/events/cs614", self->root);
+	if (!is_dir(path)) {
+		trace_cleanup(self);
+		SKIP(return, "no cs614 trace events in %s", self->root);
+	}
+	if (cs614_thp_set("never")) {
+		trace_cleanup(self);
+		SKIP(return, "cannot set " CS614_THP_PATH);
+	}
+	self->thp_set = true;
 
 	/* An instance of our own: its buffer, its enable files. */
 	snprintf(self->dir, sizeof(self->dir), "%s/instances/cs614_trace.%d", self->root,
@@ -1062,8 +1107,8 @@ TEST_F_TIMEOUT(trace, round_reasons, 60)
 	ASSERT_EQ(0, madvise(c + 7 * PG, PG, MADV_DONTNEED));
 	/* A read fault maps the zero page. */
 	EXPECT_EQ(0, c[7 * PG]);
-	ASSERT_EQ(511U, cs614_present_pages(b, HPAGE));
-	ASSERT_EQ(512U, cs614_present_pages(c, HPAGE));
+	ASSERT_EQ(HPAGE_NR - 1, cs614_present_pages(b, HPAGE));
+	ASSERT_EQ(HPAGE_NR, cs614_present_pages(c, HPAGE));
 
 	/* Round 2. */
 	round_window(_metadata, self, &w);
@@ -1104,7 +1149,7 @@ TEST_F_TIMEOUT(trace, round_reasons, 60)
 
 /*
  * munmap() of the first 4 KiB of a promoted range splits its VMA at
- * start + 4 KiB, cutting the huge page: one cs614_demote event, order 9,
+ * start + 4 KiB, cutting the huge page: one cs614_demote event, order 9 (of 2 MiB),
  * the split address and the two VMAs around it; demotions + 1.
  */
 TEST_F(trace, demote)
@@ -1129,14 +1174,14 @@ TEST_F(trace, demote)
 	ev = only_event(&tr, EV_DEMOTE, -1, 0);
 	ASSERT_NE(NULL, ev);
 	EXPECT_EQ((uintptr_t)p + PG, ev->addr);
-	EXPECT_EQ(9U, ev->order);
+	EXPECT_EQ(HPAGE_ORDER, ev->order);
 	/* The lower VMA starts where munmap() starts, whatever was merged below. */
 	EXPECT_EQ((uintptr_t)p, ev->vma_lo);
 	EXPECT_EQ((uintptr_t)p + PG, ev->vma_split);
 	EXPECT_EQ(e, ev->vma_hi);
 	EXPECT_EQ(1, delta(&w, C_DEMOTIONS));
 	/* Split, not left on the deferred split queue: the rest stays mapped as pages. */
-	EXPECT_EQ(511U, cs614_present_pages(p + PG, HPAGE - PG));
+	EXPECT_EQ(HPAGE_NR - 1, cs614_present_pages(p + PG, HPAGE - PG));
 	EXPECT_EQ(0, cs614_anon_huge_kb(p + PG));
 	munmap(p + PG, HPAGE - PG);
 }
@@ -1148,6 +1193,7 @@ TEST_F(trace, demote)
  */
 TEST_F(trace, compact)
 {
+	const char *why;
 	struct cs614_compact_entry t[16];
 	char *p = cs614_map_aligned(16 * PG), *q = cs614_map_aligned(16 * PG);
 	const struct ev *ok, *bad;
@@ -1155,6 +1201,9 @@ TEST_F(trace, compact)
 	struct window w;
 	size_t i;
 
+	why = cs614_page_not_4k();
+	if (why)
+		SKIP(return, "%s", why);
 	ASSERT_NE(NULL, p);
 	ASSERT_NE(NULL, q);
 	for (i = 0; i < 16; i += 2)
@@ -1199,6 +1248,7 @@ TEST_F(trace, compact)
  */
 TEST_F(trace, compact_refusals)
 {
+	const char *why;
 	struct uffdio_api api = { .api = UFFD_API };
 	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
 	struct cs614_compact_entry t[16];
@@ -1210,6 +1260,9 @@ TEST_F(trace, compact_refusals)
 	struct window w;
 	size_t i;
 
+	why = cs614_page_not_4k();
+	if (why)
+		SKIP(return, "%s", why);
 	ASSERT_NE(NULL, p);
 	for (i = 0; i < 16; i += 2)
 		touch(p + i * PG, PG, i);
@@ -1247,53 +1300,87 @@ TEST_F(trace, compact_refusals)
 }
 
 /*
- * 4 MiB, every other page populated: the 512 populated pages fill the first
- * 2 MiB, which is promoted: populated=512, 511 moved, promoted=1.
+ * 4 MiB (two huge pages), every other page populated: the 512 populated
+ * pages fill the first 2 MiB, which is promoted: populated=512, 511 moved,
+ * promoted=1.
  */
 TEST_F(trace, compact_promotes)
 {
-	static struct cs614_compact_entry t[1024];
-	char *p = cs614_map_aligned(1024 * PG);
+	const char *why;
+	const size_t n = 2 * HPAGE_NR;
+	struct cs614_compact_entry *t = calloc(n, sizeof(*t));
+	char *p = cs614_map_aligned(n * PG);
 	const struct ev *ev;
 	struct window w;
 	size_t i;
 
+	why = cs614_page_not_4k();
+	if (why)
+		SKIP(return, "%s", why);
+	ASSERT_NE(NULL, t);
 	ASSERT_NE(NULL, p);
-	for (i = 0; i < 1024; i += 2)
+	for (i = 0; i < n; i += 2)
 		touch(p + i * PG, PG, i);
 
 	window_begin(_metadata, self, &w);
-	ASSERT_EQ(0, compact(self->fd, p, 1024, t)) TH_LOG("%s", strerror(errno));
+	ASSERT_EQ(0, compact(self->fd, p, n, t)) TH_LOG("%s", strerror(errno));
 	window_end(_metadata, self, &w, 0);
 
 	EXPECT_EQ(1, count_kind(&tr, EV_COMPACT));
 	ev = only_event(&tr, EV_COMPACT, getpid(), 0);
 	ASSERT_NE(NULL, ev);
 	EXPECT_EQ((uintptr_t)p, ev->start);
-	EXPECT_EQ(1024UL, ev->pages);
-	EXPECT_EQ(512UL, ev->populated);
-	EXPECT_EQ(511UL, ev->batched + ev->alone);
+	EXPECT_EQ(n, ev->pages);
+	EXPECT_EQ(n / 2, ev->populated);
+	EXPECT_EQ(n / 2 - 1, ev->batched + ev->alone);
 	EXPECT_EQ(1UL, ev->cpromoted);
 	EXPECT_EQ(1, delta(&w, C_COMPACTIONS));
-	EXPECT_EQ(511, delta(&w, C_COMPACTED_BATCHED) + delta(&w, C_COMPACTED_ALONE));
+	EXPECT_EQ((long long)(n / 2 - 1),
+		  delta(&w, C_COMPACTED_BATCHED) + delta(&w, C_COMPACTED_ALONE));
 	EXPECT_EQ(1, delta(&w, C_COMPACTION_PROMOTED));
 	EXPECT_TRUE(cs614_is_thp(p));
-	munmap(p, 1024 * PG);
+	munmap(p, n * PG);
+	free(t);
+}
+
+/* The stats file alone: debugfs, mounted by the setup if need be, unmounted by the teardown. */
+FIXTURE(stats)
+{
+	int fd;
+	bool debugfs_mounted;
+};
+
+FIXTURE_SETUP(stats)
+{
+	const char *why;
+
+	why = cs614_open_dev(&self->fd);
+	if (why)
+		SKIP(return, "%s", why);
+	ASSERT_LE(0, self->fd) TH_LOG("open " CS614_DEV ": %s", strerror(errno));
+	if (!stats_available(&self->debugfs_mounted)) {
+		unmount_if(DEBUGFS, &self->debugfs_mounted);
+		SKIP(return, "no %s", STATS_PATH);
+	}
+}
+
+FIXTURE_TEARDOWN(stats)
+{
+	unmount_if(DEBUGFS, &self->debugfs_mounted);
+	close(self->fd);
 }
 
 /*
  * The stats file: one "name value" per line, every counter exactly once,
  * each value an unsigned decimal number.
  */
-TEST(stats_file)
+TEST_F(stats, stats_file)
 {
 	int seen[ARRAY_SIZE(counters)] = { 0 };
 	char *line, *save, *sp;
 	unsigned long long v;
 	int i, lines = 0;
 
-	if (!stats_available())
-		SKIP(return, "no %s", STATS_PATH);
 	ASSERT_EQ(0, read_stats_text(STATS_PATH));
 	for (line = strtok_r(stats_text, "\n", &save); line;
 	     line = strtok_r(NULL, "\n", &save)) {

@@ -2,7 +2,9 @@
 /*
  * Helpers shared by the cs614 selftests: fault probing, data patterns,
  * /proc/self/maps and smaps parsing, THP mode switching, pagemap and
- * kpageflags, vmstat, promotion rounds, 2 MiB-aligned mappings.
+ * kpageflags, vmstat, promotion rounds, huge page-aligned mappings, the
+ * page and huge page sizes, the top of the user address space and the hole
+ * search of IOCTL_MVE_VMA, and skipping what the system cannot test.
  */
 #ifndef CS614_UTIL_H
 #define CS614_UTIL_H
@@ -18,7 +20,131 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#define CS614_DEV		"/dev/cs614"
+#define CS614_PROMOTE_PATH	"/sys/kernel/kobject_cs614/promote"
+#define CS614_REGISTRY_PATH	"/sys/kernel/debug/cs614/registry"
+
+/* The base page size. */
+static inline size_t cs614_page_size(void)
+{
+	static size_t pg;
+
+	if (!pg)
+		pg = sysconf(_SC_PAGESIZE);
+	return pg;
+}
+
+#define CS614_HPAGE_PMD_SIZE	"/sys/kernel/mm/transparent_hugepage/hpage_pmd_size"
+
+/*
+ * The size of a PMD-mapped huge page, from sysfs; 2 MiB if it cannot be read.
+ * Read with open()/read(), so that it allocates nothing.
+ */
+static inline size_t cs614_hpage_size(void)
+{
+	static size_t hpage;
+	char buf[32];
+	unsigned long v;
+	ssize_t n;
+	int fd;
+
+	if (hpage)
+		return hpage;
+	hpage = 2UL << 20;
+	fd = open(CS614_HPAGE_PMD_SIZE, O_RDONLY);
+	if (fd < 0)
+		return hpage;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return hpage;
+	buf[n] = '\0';
+	v = strtoul(buf, NULL, 10);
+	if (v > cs614_page_size() && !(v & (v - 1)))
+		hpage = v;
+	return hpage;
+}
+
+/* Whether errno err from open(CS614_DEV) means that there is no cs614 device. */
+static inline bool cs614_dev_missing(int err)
+{
+	return err == ENOENT || err == ENODEV || err == ENXIO;
+}
+
+/*
+ * What the tests need of the system, each check returning NULL, or why the
+ * test is to be skipped (KSFT_SKIP), for the caller's SKIP() in a test or a
+ * fixture setup: a kernel without cs614 or a missing privilege or facility
+ * is a skip, not a failure. The device first:
+ *
+ *	why = cs614_open_dev(&self->fd);
+ *	if (why)
+ *		SKIP(return, "%s", why);
+ *	ASSERT_LE(0, self->fd) TH_LOG("open " CS614_DEV ": %s", strerror(errno));
+ */
+#define CS614_NO_DEV	CS614_DEV " is missing (a kernel without CONFIG_CS614?)"
+
+/*
+ * Opens /dev/cs614 read-write into *fd. A skip when there is no such device
+ * or no permission to open it; on any other error *fd is negative and errno
+ * says why, for the caller to fail.
+ */
+static inline const char *cs614_open_dev(int *fd)
+{
+	static char why[128];
+
+	*fd = open(CS614_DEV, O_RDWR);
+	if (*fd >= 0)
+		return NULL;
+	if (cs614_dev_missing(errno))
+		return CS614_NO_DEV;
+	if (errno == EACCES || errno == EPERM) {
+		snprintf(why, sizeof(why), "open " CS614_DEV ": %s", strerror(errno));
+		return why;
+	}
+	return NULL;
+}
+
+/* Whether the kernel has cs614 at all: a skip without the device node. */
+static inline const char *cs614_dev_absent(void)
+{
+	struct stat st;
+
+	return stat(CS614_DEV, &st) && cs614_dev_missing(errno) ? CS614_NO_DEV : NULL;
+}
+
+/*
+ * The promote flag: a skip unless it exists and can be written (a round is
+ * requested by writing it: root).
+ */
+static inline const char *cs614_promote_flag_unusable(void)
+{
+	static char why[128];
+
+	if (access(CS614_PROMOTE_PATH, F_OK))
+		snprintf(why, sizeof(why), CS614_PROMOTE_PATH ": %s", strerror(errno));
+	else if (access(CS614_PROMOTE_PATH, W_OK))
+		snprintf(why, sizeof(why), "cannot write " CS614_PROMOTE_PATH ": %s (not root?)",
+			 strerror(errno));
+	else
+		return NULL;
+	return why;
+}
+
+/* The ABI of IOCTL_COMPACT_VMA counts 4 KiB pages: a skip for another page size. */
+static inline const char *cs614_page_not_4k(void)
+{
+	static char why[96];
+
+	if (cs614_page_size() == 4096)
+		return NULL;
+	snprintf(why, sizeof(why), "IOCTL_COMPACT_VMA counts 4 KiB pages; the page size is %zu",
+		 cs614_page_size());
+	return why;
+}
 
 static sigjmp_buf cs614_jmp;
 static volatile sig_atomic_t cs614_probing;
@@ -242,49 +368,98 @@ static inline long cs614_anon_huge_kb(const void *addr)
 #define CS614_THP_PATH "/sys/kernel/mm/transparent_hugepage/enabled"
 static char cs614_thp_saved[32];
 
-/* Sets the THP mode ("always", "madvise", "never"), remembering the old one. */
-static inline int cs614_thp_set(const char *mode)
+/* Reads the current THP mode (the word in brackets) into mode; -1 on error. */
+static inline int cs614_thp_get(char *mode, size_t size)
 {
 	char buf[128], *l, *r;
-	int fd = open(CS614_THP_PATH, O_RDWR);
+	int fd = open(CS614_THP_PATH, O_RDONLY);
 	ssize_t n;
 
 	if (fd < 0)
 		return -1;
 	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
 	if (n <= 0)
-		goto fail;
+		return -1;
 	buf[n] = '\0';
 	l = strchr(buf, '[');
 	r = l ? strchr(l, ']') : NULL;
-	if (!r || r - l - 1 >= (long)sizeof(cs614_thp_saved))
-		goto fail;
-	memcpy(cs614_thp_saved, l + 1, r - l - 1);
-	cs614_thp_saved[r - l - 1] = '\0';
-	if (pwrite(fd, mode, strlen(mode), 0) != (ssize_t)strlen(mode))
-		goto fail;
-	close(fd);
+	if (!r || r - l - 1 >= (long)size)
+		return -1;
+	memcpy(mode, l + 1, r - l - 1);
+	mode[r - l - 1] = '\0';
 	return 0;
-fail:
-	close(fd);
-	return -1;
 }
 
+static inline int cs614_thp_write(const char *mode)
+{
+	int fd = open(CS614_THP_PATH, O_WRONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, mode, strlen(mode));
+	close(fd);
+	return n == (ssize_t)strlen(mode) ? 0 : -1;
+}
+
+/*
+ * Sets the THP mode ("always", "madvise", "never"), remembering the mode it
+ * replaces until cs614_thp_restore(): a second call before the restore keeps
+ * the first mode saved. Call cs614_thp_restore() from a FIXTURE_TEARDOWN, so
+ * that it runs after a failed assertion too.
+ */
+static inline int cs614_thp_set(const char *mode)
+{
+	bool first = !cs614_thp_saved[0];
+
+	if (first && cs614_thp_get(cs614_thp_saved, sizeof(cs614_thp_saved)))
+		return -1;
+	if (cs614_thp_write(mode)) {
+		if (first)
+			cs614_thp_saved[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+/* Puts back the mode cs614_thp_set() replaced, if any. */
 static inline void cs614_thp_restore(void)
 {
-	int fd;
-
 	if (!cs614_thp_saved[0])
 		return;
-	fd = open(CS614_THP_PATH, O_WRONLY);
-	if (fd >= 0) {
-		if (write(fd, cs614_thp_saved, strlen(cs614_thp_saved)) < 0)
-			perror("restoring " CS614_THP_PATH);
-		close(fd);
-	}
+	if (cs614_thp_write(cs614_thp_saved))
+		perror("restoring " CS614_THP_PATH);
+	cs614_thp_saved[0] = '\0';
 }
 
-#define CS614_PROMOTE_PATH "/sys/kernel/kobject_cs614/promote"
+/*
+ * A safety net under the teardowns: the THP mode the program started with is
+ * put back when its main process exits (exit(), ksft_exit*(), the end of
+ * main()), even if a test was killed by the harness' timeout before its
+ * teardown could run. The harness' test processes leave with _exit() or
+ * abort(), and the handler checks the pid, so only the main process restores.
+ */
+static char cs614_thp_initial[32];
+static pid_t cs614_main_pid;
+
+static void cs614_thp_at_exit(void)
+{
+	char now[sizeof(cs614_thp_initial)];
+
+	if (getpid() != cs614_main_pid || !cs614_thp_initial[0])
+		return;
+	if (!cs614_thp_get(now, sizeof(now)) && strcmp(now, cs614_thp_initial) &&
+	    cs614_thp_write(cs614_thp_initial))
+		perror("restoring " CS614_THP_PATH " at exit");
+}
+
+static void __attribute__((constructor)) cs614_thp_guard(void)
+{
+	cs614_main_pid = getpid();
+	if (!cs614_thp_get(cs614_thp_initial, sizeof(cs614_thp_initial)))
+		atexit(cs614_thp_at_exit);
+}
 
 /*
  * Requests a promotion round and waits until the flag reads 0 again;
@@ -316,6 +491,20 @@ static inline int cs614_promote_round(int timeout_ms)
 fail:
 	close(fd);
 	return -1;
+}
+
+/* Reads the promote flag into buf (NUL-terminated); the bytes read, or -1. */
+static inline ssize_t cs614_read_promote_flag(char *buf, size_t size)
+{
+	int fd = open(CS614_PROMOTE_PATH, O_RDONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	return n;
 }
 
 /*
@@ -375,6 +564,7 @@ static inline int cs614_pagemap_range(const void *addr, size_t n, uint64_t *ents
 #define CS614_PM_WHERE		(CS614_PM_PRESENT | CS614_PM_SWAP | CS614_PM_PFN_MASK)
 #define CS614_PM_PFN_MASK	((1ULL << 55) - 1)
 #define CS614_KPF_COMPOUND_HEAD	15
+#define CS614_KPF_COMPOUND_TAIL	16
 #define CS614_KPF_THP		22
 
 /* The /proc/kpageflags word of pfn; 0 on error. */
@@ -393,13 +583,49 @@ static inline uint64_t cs614_kpageflags(uint64_t pfn)
 }
 
 /*
- * Whether the 2 MiB range at addr (2 MiB aligned) is one transparent huge
- * page: every 4 KiB page present, backed by consecutive pfns starting at the
- * head of a THP whose pfn is 2 MiB aligned.
+ * Whether pagemap shows pfns and /proc/kpageflags can be read, which
+ * cs614_is_thp() and every zero-copy check need: CAP_SYS_ADMIN (root) and
+ * CONFIG_PROC_PAGE_MONITOR. Maps, writes and unmaps one page to find out.
+ */
+static inline bool cs614_pfns_visible(void)
+{
+	size_t pg = cs614_page_size();
+	char *p = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint64_t ent, flags;
+	bool ok = false;
+	int fd;
+
+	if (p == MAP_FAILED)
+		return false;
+	/* munmap() receives p: the store cannot be left out. */
+	p[0] = 1;
+	ent = cs614_pagemap(p);
+	fd = open("/proc/kpageflags", O_RDONLY);
+	if (fd >= 0 && (ent & CS614_PM_PRESENT) && (ent & CS614_PM_PFN_MASK))
+		ok = pread(fd, &flags, sizeof(flags),
+			   (ent & CS614_PM_PFN_MASK) * sizeof(flags)) == sizeof(flags);
+	if (fd >= 0)
+		close(fd);
+	munmap(p, pg);
+	return ok;
+}
+
+/* pfns and kpageflags: a skip unless cs614_pfns_visible(). */
+static inline const char *cs614_pfns_unavailable(void)
+{
+	if (cs614_pfns_visible())
+		return NULL;
+	return "no pfns in pagemap or no /proc/kpageflags (not root?)";
+}
+
+/*
+ * Whether the huge page-sized range at addr (aligned) is one transparent huge
+ * page: every base page present, backed by consecutive pfns starting at the
+ * head of a THP whose pfn is aligned to the huge page size.
  */
 static inline bool cs614_is_thp(const void *addr)
 {
-	const size_t nr = (2UL << 20) / getpagesize();
+	const size_t nr = cs614_hpage_size() / getpagesize();
 	uint64_t head = cs614_pagemap(addr), ent;
 	size_t i;
 
@@ -417,14 +643,31 @@ static inline bool cs614_is_thp(const void *addr)
 	return true;
 }
 
-/* The number of 2 MiB ranges in [addr, addr + len) that are THPs; addr aligned. */
+/* The number of huge page ranges in [addr, addr + len) that are THPs; addr aligned. */
 static inline size_t cs614_count_thp(const void *addr, size_t len)
 {
+	const size_t hpage = cs614_hpage_size();
 	size_t off, n = 0;
 
-	for (off = 0; off + (2UL << 20) <= len; off += 2UL << 20)
+	for (off = 0; off + hpage <= len; off += hpage)
 		n += cs614_is_thp((const char *)addr + off);
 	return n;
+}
+
+/*
+ * The number of the n pfns that belong to a large folio (compound head or
+ * tail in kpageflags): of the pages a huge page had, those a split has not
+ * made base pages yet. pfns of 0 are not counted.
+ */
+static inline size_t cs614_compound_pfns(const uint64_t *pfns, size_t n)
+{
+	const uint64_t compound = 1ULL << CS614_KPF_COMPOUND_HEAD |
+				  1ULL << CS614_KPF_COMPOUND_TAIL;
+	size_t i, k = 0;
+
+	for (i = 0; i < n; i++)
+		k += pfns[i] && (cs614_kpageflags(pfns[i]) & compound);
+	return k;
 }
 
 /* The value of counter name in /proc/vmstat; -1 if absent. */
@@ -524,12 +767,12 @@ static inline long cs614_partially_mapped_thps(void)
 }
 
 /*
- * A 2 MiB-aligned private anonymous VMA of len bytes with nothing mapped
+ * A huge page-aligned private anonymous VMA of len bytes with nothing mapped
  * right around it; NULL on error.
  */
 static inline char *cs614_map_aligned(size_t len)
 {
-	const size_t huge = 2UL << 20;
+	const size_t huge = cs614_hpage_size();
 	size_t span = len + 2 * huge;
 	char *p = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	char *start;
@@ -553,6 +796,194 @@ static inline size_t cs614_present_pages(const void *addr, size_t len)
 	for (off = 0; off < len; off += getpagesize())
 		n += !!(cs614_pagemap((const char *)addr + off) & CS614_PM_PRESENT);
 	return n;
+}
+
+/*
+ * Whether one page at addr could be mapped: free and inside the user
+ * address range, or already mapped. Maps and unmaps a PROT_NONE page there.
+ */
+static inline bool cs614_page_in_range(uintptr_t addr)
+{
+	size_t pg = cs614_page_size();
+	void *p = mmap((void *)addr, pg, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return errno == EEXIST;
+	munmap(p, pg);
+	return p == (void *)addr;
+}
+
+/*
+ * The end of the user address space (the mm's task_size: 128 TiB - 4 KiB
+ * with 4-level page tables on x86-64, 64 PiB - 4 KiB with 5-level ones), found
+ * at run time: a fixed mapping of a page at addr is accepted (or refused with
+ * EEXIST) iff addr + page <= task_size, so bisect between a page of our stack
+ * and the last page of the address space. 0 on error.
+ */
+static inline uintptr_t cs614_user_top(void)
+{
+	const uintptr_t pg = cs614_page_size();
+	uintptr_t lo, hi, mid;
+	int here;
+
+	lo = (uintptr_t)&here / pg;
+	hi = UINTPTR_MAX / pg;
+	if (!cs614_page_in_range(lo * pg) || cs614_page_in_range(hi * pg))
+		return 0;
+	while (hi - lo > 1) {
+		mid = lo + (hi - lo) / 2;
+		if (cs614_page_in_range(mid * pg))
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return hi * pg;
+}
+
+/* The kernel's stack_guard_gap: stack_guard_gap= on the command line (pages), else 256 pages. */
+static inline uintptr_t cs614_stack_guard_gap(void)
+{
+	char buf[4096], *p;
+	unsigned long pages = 256;
+	ssize_t n;
+	int fd = open("/proc/cmdline", O_RDONLY);
+
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		buf[n > 0 ? n : 0] = '\0';
+		for (p = strstr(buf, "stack_guard_gap="); p; p = strstr(p + 1, "stack_guard_gap="))
+			if (p == buf || p[-1] == ' ')
+				pages = strtoul(p + strlen("stack_guard_gap="), NULL, 10);
+	}
+	return pages * cs614_page_size();
+}
+
+struct cs614_vma {
+	uintptr_t start, end;
+	uintptr_t start_gap;	/* vm_start_gap(): start, less the guard gap below a stack */
+};
+
+#define CS614_SMAPS_SIZE	(4 << 20)
+
+/*
+ * The VMAs of the process that lie below top, in address order, from
+ * /proc/self/smaps, with their start gap as vm_start_gap() computes it:
+ * stack_guard_gap below a VM_GROWSDOWN VMA ("gd" in VmFlags), a page below a
+ * shadow stack ("ss"). smaps is read into a static buffer with read(), so
+ * that taking the list allocates nothing and does not change the address
+ * space. The number of VMAs, or -1 on error (or more than max).
+ */
+static inline int cs614_vmas(struct cs614_vma *v, int max, uintptr_t top)
+{
+	static char buf[CS614_SMAPS_SIZE];
+	const uintptr_t guard = cs614_stack_guard_gap();
+	unsigned long start, end;
+	char *line, *next;
+	size_t len = 0;
+	ssize_t r;
+	int fd, n = 0, cur = -1;
+
+	fd = open("/proc/self/smaps", O_RDONLY);
+	if (fd < 0)
+		return -1;
+	while (len < sizeof(buf) - 1 && (r = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += r;
+	close(fd);
+	if (len == sizeof(buf) - 1)
+		return -1;
+	buf[len] = '\0';
+	for (line = buf; *line; line = next) {
+		next = strchr(line, '\n');
+		next = next ? next + 1 : line + strlen(line);
+		/* A VMA's header: "start-end perms ...", the only lines with a '-' before a ' '. */
+		if (sscanf(line, "%lx-%lx ", &start, &end) == 2 &&
+		    strchr(line, '-') < strchr(line, ' ')) {
+			cur = -1;
+			if (start >= top)
+				continue;
+			if (n == max || (n && start < v[n - 1].end))
+				return -1;
+			v[n].start = start;
+			v[n].end = end;
+			v[n].start_gap = start;
+			cur = n++;
+			continue;
+		}
+		if (cur >= 0 && !strncmp(line, "VmFlags:", 8)) {
+			char *eol = strchr(line, '\n'), *gd, *ss;
+			uintptr_t gap = 0;
+
+			if (eol)
+				*eol = '\0';
+			gd = strstr(line, " gd");
+			ss = strstr(line, " ss");
+			if (gd && (gd[3] == ' ' || !gd[3]))
+				gap = guard;
+			else if (ss && (ss[3] == ' ' || !ss[3]))
+				gap = cs614_page_size();
+			if (eol)
+				*eol = '\n';
+			/* As vm_start_gap(): no wrap below 0. */
+			v[cur].start_gap = v[cur].start > gap ? v[cur].start - gap : 0;
+			cur = -1;
+		}
+	}
+	return n;
+}
+
+#define CS614_MAX_VMAS		4096
+
+/*
+ * cs614_vma_bounds() that allocates nothing (no stdio): the bounds of the VMA
+ * containing addr, from cs614_vmas(); false if there is none.
+ */
+static inline bool cs614_vma_at(const void *addr, uintptr_t *start, uintptr_t *end)
+{
+	static struct cs614_vma v[CS614_MAX_VMAS];
+	int i, n = cs614_vmas(v, CS614_MAX_VMAS, UINTPTR_MAX);
+
+	for (i = 0; i < n; i++) {
+		if (v[i].start <= (uintptr_t)addr && (uintptr_t)addr < v[i].end) {
+			*start = v[i].start;
+			*end = v[i].end;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * The hole IOCTL_MVE_VMA picks for a VMA of size bytes that ends at end: the
+ * lowest address at or above end where [addr, addr + size) ends at or below
+ * the next VMA's start gap and at or below top, computed as the kernel does
+ * from the VMAs of /proc/self/smaps. False if none fits (ENOMEM) or smaps
+ * cannot be read.
+ */
+static inline bool cs614_first_hole_after(uintptr_t end, size_t size, uintptr_t top,
+					  uintptr_t *hole)
+{
+	static struct cs614_vma v[CS614_MAX_VMAS];
+	uintptr_t candidate = end;
+	int i, n = cs614_vmas(v, CS614_MAX_VMAS, top);
+
+	if (n < 0)
+		return false;
+	for (i = 0; i < n; i++) {
+		if (v[i].end <= end)
+			continue;
+		if (candidate + size >= candidate && candidate + size <= v[i].start_gap) {
+			*hole = candidate;
+			return true;
+		}
+		if (v[i].end > candidate)
+			candidate = v[i].end;
+	}
+	if (candidate + size < candidate || candidate + size > top)
+		return false;
+	*hole = candidate;
+	return true;
 }
 
 #endif /* CS614_UTIL_H */
