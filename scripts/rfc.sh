@@ -116,7 +116,10 @@ FILTER_BRANCH_SQUELCH_WARNING=1 r filter-branch -f \
 
 rm -rf "$out"
 mkdir -p "$out"
-in_root bash -c "cd '$rfc' && git format-patch -q --rfc --cover-letter -v$version \
+in_root bash -c "cd '$rfc' && export GIT_COMMITTER_NAME=$(printf %q "$RFC_NAME") \
+	GIT_COMMITTER_EMAIL=$(printf %q "$RFC_EMAIL") GIT_AUTHOR_NAME=$(printf %q "$RFC_NAME") \
+	GIT_AUTHOR_EMAIL=$(printf %q "$RFC_EMAIL") && git format-patch -q --rfc --cover-letter -v$version \
+	--from=$(printf %q "$ident") \
 	--patience --base=cs614-base --no-signature -o '$out' cs614-base..cs614-rfc"
 
 # Recipients: the maintainers and lists of everything the series touches.
@@ -165,7 +168,10 @@ if [ -s "$checkpatch" ]; then
 	cp_text="checkpatch.pl --strict reports the following. 'does MAINTAINERS need
 updating' precedes the MAINTAINERS patch, which comes last; 'volatile'
 is the selftests' forced reads of probed memory, which must not be
-optimised away; BIT_ULL() does not exist in user space; the remarks on
+optimised away; BIT_ULL() does not exist in user space; 'spaces
+preferred around that *' is checkpatch reading the harness's
+FIXTURE_DATA(name) *self as a multiplication; cs614-map is a script,
+executable like tools/mm/thpmaps; the remarks on
 include/trace/events/cs614.h are checkpatch misreading the TRACE_EVENT()
 and EM()/EMe() macros, as on every trace events header:"$'\n'$(sed 's/^/  /' "$checkpatch")
 else

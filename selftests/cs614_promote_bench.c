@@ -150,7 +150,7 @@ static bool rounds_by_size(void)
 		med[i] = cs614_median(t, SIZE_REPS);
 		lo = t[0];
 		hi = t[SIZE_REPS - 1];
-		ksft_print_msg("round over a %s VMA, last 2 MiB populated: median %.2f ms (min %.2f, max %.2f, %d samples)\n",
+		ksft_print_msg("round, %s VMA: median %.2f ms (min %.2f, max %.2f, n %d)\n",
 			       sizes[i].name, med[i], lo, hi, SIZE_REPS);
 	}
 	ksft_print_msg("16 TiB round / 1 GiB round: %.2f\n", med[4] / med[1]);
