@@ -114,20 +114,6 @@ static ssize_t read_flag(char *buf, size_t size)
 	return n;
 }
 
-/* Writes count bytes of buf to the promote flag; returns write()'s result. */
-static ssize_t write_flag(const void *buf, size_t count)
-{
-	ssize_t n;
-	int fd;
-
-	fd = open(PROMOTE_PATH, O_WRONLY);
-	if (fd < 0)
-		return -2;
-	n = write(fd, buf, count);
-	close(fd);
-	return n;
-}
-
 /* Polls the flag until it reads "0\n"; false after timeout_ms. */
 static bool flag_clears(int timeout_ms)
 {
@@ -202,9 +188,9 @@ TEST_F(promote, round_trip)
 	 * "1" requests a round; the flag reads 1 until it is over, at once
 	 * when no mm is registered. "0" is accepted and changes nothing.
 	 */
-	ASSERT_EQ(1, write_flag("1", 1));
+	ASSERT_EQ(1, cs614_write_flag("1", 1));
 	EXPECT_TRUE(flag_clears(10000));
-	ASSERT_EQ(2, write_flag("0\n", 2));
+	ASSERT_EQ(2, cs614_write_flag("0\n", 2));
 	ASSERT_EQ(2, read_flag(self->buf, sizeof(self->buf)));
 	EXPECT_STREQ("0\n", self->buf);
 }
@@ -228,12 +214,12 @@ TEST_F(promote, nul_padded_write)
 
 	for (i = 0; i < ARRAY_SIZE(rounds); i++) {
 		errno = 0;
-		EXPECT_EQ(4, write_flag(rounds[i], 4)) TH_LOG("write %u: %s", i, strerror(errno));
+		EXPECT_EQ(4, cs614_write_flag(rounds[i], 4)) TH_LOG("write %u: %s", i, strerror(errno));
 		EXPECT_TRUE(flag_clears(10000)) TH_LOG("write %u", i);
 	}
 
 	/* The int 0: accepted, no round, so the flag reads 0 at once. */
-	ASSERT_EQ(4, write_flag("\0\0\0\0", 4));
+	ASSERT_EQ(4, cs614_write_flag("\0\0\0\0", 4));
 	ASSERT_EQ(2, read_flag(self->buf, sizeof(self->buf)));
 	EXPECT_STREQ("0\n", self->buf);
 }
@@ -253,14 +239,14 @@ TEST_F(promote, text_writes)
 
 	for (i = 0; i < ARRAY_SIZE(ok); i++) {
 		errno = 0;
-		EXPECT_EQ((ssize_t)ok[i].len, write_flag(ok[i].text, ok[i].len))
+		EXPECT_EQ((ssize_t)ok[i].len, cs614_write_flag(ok[i].text, ok[i].len))
 			TH_LOG("write %u: %s", i, strerror(errno));
 		EXPECT_TRUE(flag_clears(10000)) TH_LOG("write %u", i);
 	}
 	/* "0" requests nothing: the flag reads 0 at once. */
 	for (i = 0; i < ARRAY_SIZE(zero); i++) {
 		errno = 0;
-		EXPECT_EQ((ssize_t)zero[i].len, write_flag(zero[i].text, zero[i].len))
+		EXPECT_EQ((ssize_t)zero[i].len, cs614_write_flag(zero[i].text, zero[i].len))
 			TH_LOG("write %u: %s", i, strerror(errno));
 		ASSERT_EQ(2, read_flag(self->buf, sizeof(self->buf)));
 		EXPECT_STREQ("0\n", self->buf) TH_LOG("write %u", i);
@@ -283,7 +269,7 @@ TEST_F(promote, bad_writes)
 
 	for (i = 0; i < ARRAY_SIZE(bad); i++) {
 		errno = 0;
-		EXPECT_EQ(-1, write_flag(bad[i].text, bad[i].len))
+		EXPECT_EQ(-1, cs614_write_flag(bad[i].text, bad[i].len))
 			TH_LOG("write %u (%zu bytes) was accepted", i, bad[i].len);
 		EXPECT_EQ(EINVAL, errno) TH_LOG("write %u", i);
 		ASSERT_EQ(2, read_flag(self->buf, sizeof(self->buf)));
@@ -292,7 +278,7 @@ TEST_F(promote, bad_writes)
 
 	memset(junk, 'x', sizeof(junk));
 	errno = 0;
-	EXPECT_EQ(-1, write_flag(junk, sizeof(junk)));
+	EXPECT_EQ(-1, cs614_write_flag(junk, sizeof(junk)));
 	EXPECT_EQ(EINVAL, errno);
 	ASSERT_EQ(2, read_flag(self->buf, sizeof(self->buf)));
 	EXPECT_STREQ("0\n", self->buf);

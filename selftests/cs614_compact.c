@@ -73,33 +73,6 @@ static char *map_aligned(size_t len)
 	return p == start ? p : NULL;
 }
 
-static int compact(int fd, void *addr, unsigned int pages, struct entry *table)
-{
-	struct cs614_compact_vma arg = {
-		.addr = (uintptr_t)addr,
-		.length = pages,
-		.buff = (uintptr_t)table,
-	};
-
-	return ioctl(fd, IOCTL_COMPACT_VMA, &arg);
-}
-
-/* Stamps page i of p with its index and seed. */
-static void stamp(char *p, size_t i, uint64_t seed)
-{
-	uint64_t *w = (uint64_t *)(p + i * PG);
-
-	w[0] = i ^ seed;
-	w[PG / 8 - 1] = ~(i ^ seed);
-}
-
-static bool stamped(const char *page, size_t i, uint64_t seed)
-{
-	const uint64_t *w = (const uint64_t *)page;
-
-	return w[0] == (i ^ seed) && w[PG / 8 - 1] == ~(i ^ seed);
-}
-
 /*
  * Whether addr is a hole: no page is mapped there, so that reading it takes
  * a page fault (a minor one, mapping the zero page) and returns 0. Holes of
@@ -157,7 +130,7 @@ static bool table_ok(struct __test_metadata *_metadata, char *p, size_t n,
 		}
 		if (populated[i]) {
 			if (new != p + k * PG || (!huge && pfn_of(new) != pfns[i]) ||
-			    !stamped(new, i, seed)) {
+			    !cs614_stamped(new, i, seed)) {
 				TH_LOG("page %zu: new %p, want %p", i, new, p + k * PG);
 				return false;
 			}
@@ -218,7 +191,7 @@ TEST_F(compact, course_scenario)
 	for (i = 0; i < n; i += 2)
 		memset(p + i * PG, 'A', PG);
 
-	ASSERT_EQ(0, compact(self->fd, p, n, t));
+	ASSERT_EQ(0, cs614_compact(self->fd, p, n, t));
 
 	/* The first 2 MiB are fully populated now, and a huge page. */
 	EXPECT_TRUE(cs614_is_thp(p));
@@ -264,24 +237,24 @@ static void pattern_case(struct __test_metadata *_metadata, int fd, size_t vma_p
 	/* Pages outside the range, populated, must not move. */
 	for (i = 0; i < vma_pages; i++)
 		if (i < off || i >= off + n)
-			stamp(vma, i, 77);
+			cs614_stamp(vma, i, 77);
 	for (i = 0; i < n; i++) {
 		populated[i] = every ? (i * 7 + i / 3) % every < 2 : true;
 		if (populated[i]) {
-			stamp(p, i, 5);
+			cs614_stamp(p, i, 5);
 			pfns[i] = pfn_of(p + i * PG);
 			k++;
 		}
 	}
 
-	ASSERT_EQ(0, compact(fd, p, n, t));
+	ASSERT_EQ(0, cs614_compact(fd, p, n, t));
 
 	EXPECT_EQ(k, cs614_present_pages(p, k * PG));
 	EXPECT_EQ(0U, cs614_present_pages(p + k * PG, (n - k) * PG));
 	EXPECT_TRUE(table_ok(_metadata, p, n, populated, pfns, t, 5));
 	for (i = 0; i < vma_pages; i++)
 		if (i < off || i >= off + n)
-			ASSERT_TRUE(stamped(vma + i * PG, i, 77)) TH_LOG("outside page %zu", i);
+			ASSERT_TRUE(cs614_stamped(vma + i * PG, i, 77)) TH_LOG("outside page %zu", i);
 	munmap(vma, vma_pages * PG);
 	free(populated);
 	free(pfns);
@@ -360,43 +333,43 @@ TEST_F(compact, errors_change_nothing)
 	/* Only the first half of this table is mapped. */
 	ASSERT_EQ(0, munmap(short_t + n * sizeof(*t) / 2, n * sizeof(*t) / 2));
 	for (i = 1; i < n; i += 2)
-		stamp(p, i, 9);
+		cs614_stamp(p, i, 9);
 	pfns_of(p, n, pfns);
 	/* Nothing is written to the table on any error. */
 	fill_table(t, n + 1);
 	fill_table(short_t, n / 2);
 
 	/* One page past the end of the VMA. */
-	EXPECT_EQ(-1, compact(self->fd, p, n + 1, t));
+	EXPECT_EQ(-1, cs614_compact(self->fd, p, n + 1, t));
 	EXPECT_EQ(EINVAL, errno);
-	EXPECT_EQ(-1, compact(self->fd, p + 1, n - 1, t));
+	EXPECT_EQ(-1, cs614_compact(self->fd, p + 1, n - 1, t));
 	EXPECT_EQ(EINVAL, errno);
-	EXPECT_EQ(-1, compact(self->fd, p, 0, t));
+	EXPECT_EQ(-1, cs614_compact(self->fd, p, 0, t));
 	EXPECT_EQ(EINVAL, errno);
-	EXPECT_EQ(-1, compact(self->fd, p + n * PG + HPAGE, 1, t));
+	EXPECT_EQ(-1, cs614_compact(self->fd, p + n * PG + HPAGE, 1, t));
 	EXPECT_EQ(EINVAL, errno);
 	/* The range wraps around the address space. */
-	EXPECT_EQ(-1, compact(self->fd, (void *)(-PG), 2, t));
+	EXPECT_EQ(-1, cs614_compact(self->fd, (void *)(-PG), 2, t));
 	EXPECT_EQ(EINVAL, errno);
 	EXPECT_EQ(-1, ioctl(self->fd, IOCTL_COMPACT_VMA, NULL));
 	EXPECT_EQ(EFAULT, errno);
-	EXPECT_EQ(-1, compact(self->fd, p, n, NULL));
+	EXPECT_EQ(-1, cs614_compact(self->fd, p, n, NULL));
 	EXPECT_EQ(EFAULT, errno);
-	EXPECT_EQ(-1, compact(self->fd, p, n, ro));
+	EXPECT_EQ(-1, cs614_compact(self->fd, p, n, ro));
 	EXPECT_EQ(EFAULT, errno);
-	EXPECT_EQ(-1, compact(self->fd, p, n, (struct entry *)short_t));
+	EXPECT_EQ(-1, cs614_compact(self->fd, p, n, (struct entry *)short_t));
 	EXPECT_EQ(EFAULT, errno);
 
 	EXPECT_TRUE(same_pfns(p, n, pfns));
 	for (i = 1; i < n; i += 2)
-		ASSERT_TRUE(stamped(p + i * PG, i, 9));
+		ASSERT_TRUE(cs614_stamped(p + i * PG, i, 9));
 	EXPECT_TRUE(table_untouched(t, n + 1));
 	EXPECT_TRUE(table_untouched(short_t, n / 2)) TH_LOG("the mapped half was written");
 	EXPECT_TRUE(cs614_all_bytes(ro, n * sizeof(*t), 0));
 
 	/* A range of holes only. */
 	ASSERT_EQ(0, madvise(p, n * PG, MADV_DONTNEED));
-	EXPECT_EQ(-1, compact(self->fd, p, n, t));
+	EXPECT_EQ(-1, cs614_compact(self->fd, p, n, t));
 	EXPECT_EQ(ENOENT, errno);
 	EXPECT_TRUE(table_untouched(t, n + 1));
 	munmap(ro, n * sizeof(*t));
@@ -426,11 +399,11 @@ TEST_F(compact, other_vma_kinds_refused)
 	ASSERT_EQ(0, mprotect(ro, 16 * PG, PROT_READ));
 	fill_table(t, 16);
 
-	EXPECT_EQ(-1, compact(self->fd, shared, 16, t));
+	EXPECT_EQ(-1, cs614_compact(self->fd, shared, 16, t));
 	EXPECT_EQ(EINVAL, errno);
-	EXPECT_EQ(-1, compact(self->fd, file, 16, t));
+	EXPECT_EQ(-1, cs614_compact(self->fd, file, 16, t));
 	EXPECT_EQ(EINVAL, errno);
-	EXPECT_EQ(-1, compact(self->fd, ro, 16, t));
+	EXPECT_EQ(-1, cs614_compact(self->fd, ro, 16, t));
 	EXPECT_EQ(EINVAL, errno);
 	EXPECT_TRUE(table_untouched(t, 16));
 	EXPECT_EQ(1, shared[PG]);
@@ -485,7 +458,7 @@ TEST_F(compact, userfaultfd_ranges)
 
 	ASSERT_NE(NULL, p);
 	for (i = 0; i < n; i += 2)
-		stamp(p, i, 8);
+		cs614_stamp(p, i, 8);
 	pfns_of(p, n, pfns);
 	for (m = 0; m < ARRAY_SIZE(modes); m++) {
 		uffd = uffd_register(p, n * PG, modes[m].mode);
@@ -501,7 +474,7 @@ TEST_F(compact, userfaultfd_ranges)
 		}
 		fill_table(t, n);
 		errno = 0;
-		EXPECT_EQ(-1, compact(self->fd, p, n, t)) TH_LOG("%s", modes[m].name);
+		EXPECT_EQ(-1, cs614_compact(self->fd, p, n, t)) TH_LOG("%s", modes[m].name);
 		EXPECT_EQ(EBUSY, errno) TH_LOG("%s: errno %d (%s)", modes[m].name, errno,
 					       strerror(errno));
 		EXPECT_TRUE(same_pfns(p, n, pfns)) TH_LOG("%s: pages moved", modes[m].name);
@@ -510,11 +483,11 @@ TEST_F(compact, userfaultfd_ranges)
 	}
 
 	/* Closing the userfaultfd unregisters the VMA. */
-	ASSERT_EQ(0, compact(self->fd, p, n, t)) TH_LOG("%s", strerror(errno));
+	ASSERT_EQ(0, cs614_compact(self->fd, p, n, t)) TH_LOG("%s", strerror(errno));
 	for (i = 0; i < n; i += 2) {
 		ASSERT_EQ((uintptr_t)(p + i / 2 * PG), t[i].new);
 		ASSERT_EQ(pfns[i], pfn_of(p + i / 2 * PG)) TH_LOG("entry %zu", i);
-		ASSERT_TRUE(stamped(p + i / 2 * PG, i, 8)) TH_LOG("entry %zu", i);
+		ASSERT_TRUE(cs614_stamped(p + i / 2 * PG, i, 8)) TH_LOG("entry %zu", i);
 	}
 	EXPECT_EQ(0U, cs614_present_pages(p + n / 2 * PG, n / 2 * PG));
 	munmap(p, n * PG);
@@ -540,14 +513,14 @@ TEST_F_TIMEOUT(compact, huge_page_in_range, 300)
 	ASSERT_EQ(0, ioctl(self->fd, IOCTL_PROMOTE_VMA, NULL));
 	/* [0, 2 MiB) half populated, [2, 4) MiB full and promoted, [4, 6) MiB empty. */
 	for (i = 0; i < nr; i += 2)
-		stamp(p, i, 3);
+		cs614_stamp(p, i, 3);
 	for (i = nr; i < 2 * nr; i++)
-		stamp(p, i, 3);
+		cs614_stamp(p, i, 3);
 	ASSERT_EQ(0, cs614_promote_round(60000));
 	ASSERT_TRUE(cs614_is_thp(p + HPAGE));
 	pfns_of(p, n, pfns);
 
-	ASSERT_EQ(0, compact(self->fd, p, n, t));
+	ASSERT_EQ(0, cs614_compact(self->fd, p, n, t));
 
 	/* 768 populated pages: the first 2 MiB are full again, and a huge page. */
 	EXPECT_TRUE(cs614_is_thp(p));
@@ -572,7 +545,7 @@ TEST_F_TIMEOUT(compact, huge_page_in_range, 300)
 			ASSERT_TRUE(hole_faults(new)) TH_LOG("entry %zu (a hole)", i);
 			continue;
 		}
-		ASSERT_TRUE(stamped(new, i, 3)) TH_LOG("entry %zu", i);
+		ASSERT_TRUE(cs614_stamped(new, i, 3)) TH_LOG("entry %zu", i);
 		if (new >= p + HPAGE)
 			ASSERT_EQ(pfns[i], pfn_of(new)) TH_LOG("entry %zu", i);
 	}
@@ -601,17 +574,17 @@ TEST_F(compact, huge_page_in_place_kept)
 	/* Registered for promotion through the fixture's file. */
 	ASSERT_EQ(0, ioctl(self->fd, IOCTL_PROMOTE_VMA, NULL));
 	for (i = 0; i < nr; i++)
-		stamp(p, i, 4);
+		cs614_stamp(p, i, 4);
 	ASSERT_EQ(0, cs614_promote_round(60000));
 	ASSERT_TRUE(cs614_is_thp(p));
 	head = pfn_of(p);
 	/* Then every third page from page 600 (nr + 88) on. */
 	for (i = first; i < n; i += 3)
-		stamp(p, i, 4);
+		cs614_stamp(p, i, 4);
 	k = nr + (n - first + 2) / 3;
 	pfns_of(p, n, pfns);
 
-	ASSERT_EQ(0, compact(self->fd, p, n, t));
+	ASSERT_EQ(0, cs614_compact(self->fd, p, n, t));
 
 	EXPECT_TRUE(cs614_is_thp(p));
 	EXPECT_EQ(head, pfn_of(p));
@@ -629,7 +602,7 @@ TEST_F(compact, huge_page_in_place_kept)
 		char *new = (char *)(uintptr_t)t[i].new;
 
 		if (i < nr || (i >= first && (i - first) % 3 == 0)) {
-			ASSERT_TRUE(stamped(new, i, 4)) TH_LOG("entry %zu", i);
+			ASSERT_TRUE(cs614_stamped(new, i, 4)) TH_LOG("entry %zu", i);
 			ASSERT_EQ(pfns[i], pfn_of(new)) TH_LOG("entry %zu", i);
 		} else {
 			ASSERT_TRUE(hole_faults(new)) TH_LOG("entry %zu (a hole)", i);
@@ -657,13 +630,13 @@ TEST_F_TIMEOUT(compact, zero_page_entries_move_too, 300)
 	ASSERT_NE(NULL, pfns);
 	for (i = 0; i < n; i++) {
 		if (i % 4 == 0)
-			stamp(p, i, 6);
+			cs614_stamp(p, i, 6);
 		else if (i % 8 == 1)
 			ASSERT_EQ(0, p[i * PG]);
 		pfns[i] = pfn_of(p + i * PG);
 	}
 
-	ASSERT_EQ(0, compact(self->fd, p, n, t));
+	ASSERT_EQ(0, cs614_compact(self->fd, p, n, t));
 
 	for (i = 0; i < n; i++) {
 		char *new = (char *)(uintptr_t)t[i].new;
@@ -673,7 +646,7 @@ TEST_F_TIMEOUT(compact, zero_page_entries_move_too, 300)
 			/* Same page, or the same zero page, and the same bytes. */
 			ASSERT_EQ(pfns[i], pfn_of(new)) TH_LOG("entry %zu", i);
 			if (i % 4 == 0) {
-				ASSERT_TRUE(stamped(new, i, 6)) TH_LOG("entry %zu", i);
+				ASSERT_TRUE(cs614_stamped(new, i, 6)) TH_LOG("entry %zu", i);
 			} else {
 				ASSERT_EQ(0U, *(uint64_t *)new) TH_LOG("entry %zu", i);
 				zeros++;
@@ -703,7 +676,7 @@ TEST_F(compact, after_fork)
 
 	ASSERT_NE(NULL, p);
 	for (i = 1; i < n; i += 2)
-		stamp(p, i, 6);
+		cs614_stamp(p, i, 6);
 	pfns_of(p, n, pfns);
 	ASSERT_EQ(0, pipe(to_child));
 	pid = fork();
@@ -712,13 +685,13 @@ TEST_F(compact, after_fork)
 		if (read(to_child[0], &c, 1) != 1)
 			_exit(2);
 		for (i = 0; i < n; i++)
-			if (i % 2 ? !stamped(p + i * PG, i, 6) : !!*(uint64_t *)(p + i * PG))
+			if (i % 2 ? !cs614_stamped(p + i * PG, i, 6) : !!*(uint64_t *)(p + i * PG))
 				_exit(1);
 		_exit(0);
 	}
 
 	fill_table(t, n);
-	EXPECT_EQ(-1, compact(self->fd, p, n, t));
+	EXPECT_EQ(-1, cs614_compact(self->fd, p, n, t));
 	EXPECT_EQ(EBUSY, errno);
 	EXPECT_TRUE(same_pfns(p, n, pfns));
 	EXPECT_TRUE(table_untouched(t, n));
@@ -730,15 +703,15 @@ TEST_F(compact, after_fork)
 	 * With the child gone the pages are mapped once but still marked
 	 * shared, until a write fault reuses them: refused until then.
 	 */
-	EXPECT_EQ(-1, compact(self->fd, p, n, t));
+	EXPECT_EQ(-1, cs614_compact(self->fd, p, n, t));
 	EXPECT_EQ(EBUSY, errno);
 	EXPECT_TRUE(table_untouched(t, n));
 	for (i = 1; i < n; i += 2)
-		stamp(p, i, 6);
+		cs614_stamp(p, i, 6);
 	EXPECT_TRUE(same_pfns(p, n, pfns));
-	ASSERT_EQ(0, compact(self->fd, p, n, t));
+	ASSERT_EQ(0, cs614_compact(self->fd, p, n, t));
 	for (i = 1; i < n; i += 2)
-		ASSERT_TRUE(stamped((char *)(uintptr_t)t[i].new, i, 6));
+		ASSERT_TRUE(cs614_stamped((char *)(uintptr_t)t[i].new, i, 6));
 	EXPECT_EQ(n / 2, cs614_present_pages(p, n * PG / 2));
 	munmap(p, n * PG);
 	free(t);
@@ -756,16 +729,16 @@ TEST_F_TIMEOUT(compact, sparse_2g, 300)
 
 	ASSERT_NE(NULL, p);
 	ASSERT_NE(MAP_FAILED, t);
-	stamp(p, n - 1, 8);
+	cs614_stamp(p, n - 1, 8);
 	pfn = pfn_of(p + (n - 1) * PG);
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	ASSERT_EQ(0, compact(self->fd, p, n, t));
+	ASSERT_EQ(0, cs614_compact(self->fd, p, n, t));
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	TH_LOG("2 GiB, one page: %.1f ms (the table is 8 MiB)",
 	       (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
 
-	EXPECT_TRUE(stamped(p, n - 1, 8));
+	EXPECT_TRUE(cs614_stamped(p, n - 1, 8));
 	EXPECT_EQ(pfn, pfn_of(p));
 	EXPECT_EQ((uintptr_t)p, t[n - 1].new);
 	EXPECT_EQ((uintptr_t)(p + PG), t[0].new);
@@ -817,10 +790,10 @@ TEST_F_TIMEOUT(compact, stress, 300)
 
 		ASSERT_EQ(0, madvise(p, n * PG, MADV_DONTNEED));
 		for (j = rounds % 3; j < n; j += 3)
-			stamp(p, j, rounds);
-		ASSERT_EQ(0, compact(self->fd, p, n, t));
+			cs614_stamp(p, j, rounds);
+		ASSERT_EQ(0, cs614_compact(self->fd, p, n, t));
 		for (j = rounds % 3; j < n; j += 3)
-			ASSERT_TRUE(stamped((char *)(uintptr_t)t[j].new, j, rounds));
+			ASSERT_TRUE(cs614_stamped((char *)(uintptr_t)t[j].new, j, rounds));
 		rounds++;
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 	} while (t1.tv_sec - t0.tv_sec < 4);
@@ -865,11 +838,11 @@ TEST_F_TIMEOUT(compact, killed_midway_no_leak, 300)
 				if (!p || !t)
 					_exit(2);
 				for (j = 0; j < n; j += 2)
-					stamp(p, j, 9);
+					cs614_stamp(p, j, 9);
 				if (first && write(ready[1], "r", 1) != 1)
 					_exit(3);
 				first = false;
-				if (compact(self->fd, p, n, t))
+				if (cs614_compact(self->fd, p, n, t))
 					_exit(4);
 				munmap(p, n * PG);
 			}
@@ -905,7 +878,7 @@ TEST_F(compact, pinned_page_refused)
 
 	ASSERT_NE(NULL, p);
 	for (i = 0; i < n; i += 2)
-		stamp(p, i, 14);
+		cs614_stamp(p, i, 14);
 	ring = syscall(__NR_io_uring_setup, 4, &params);
 	if (ring < 0)
 		SKIP(munmap(p, n * PG); return, "io_uring: %s", strerror(errno));
@@ -918,7 +891,7 @@ TEST_F(compact, pinned_page_refused)
 	fill_table(t, n);
 
 	errno = 0;
-	EXPECT_EQ(-1, compact(self->fd, p, n, t));
+	EXPECT_EQ(-1, cs614_compact(self->fd, p, n, t));
 	EXPECT_EQ(EBUSY, errno) TH_LOG("errno %d (%s)", errno, strerror(errno));
 	EXPECT_TRUE(same_pfns(p, n, pfns));
 	EXPECT_TRUE(table_untouched(t, n));
@@ -927,7 +900,7 @@ TEST_F(compact, pinned_page_refused)
 	close(ring);
 	/* The unpin may be left to a worker: a refusal changes nothing, so try again. */
 	for (tries = 0; tries < 200; tries++) {
-		if (!compact(self->fd, p, n, t))
+		if (!cs614_compact(self->fd, p, n, t))
 			break;
 		ASSERT_EQ(EBUSY, errno) TH_LOG("errno %d (%s)", errno, strerror(errno));
 		ASSERT_TRUE(same_pfns(p, n, pfns));
@@ -937,7 +910,7 @@ TEST_F(compact, pinned_page_refused)
 	for (i = 0; i < n; i += 2) {
 		ASSERT_EQ((uintptr_t)(p + i / 2 * PG), t[i].new);
 		ASSERT_EQ(pfns[i], pfn_of(p + i / 2 * PG)) TH_LOG("entry %zu", i);
-		ASSERT_TRUE(stamped(p + i / 2 * PG, i, 14)) TH_LOG("entry %zu", i);
+		ASSERT_TRUE(cs614_stamped(p + i / 2 * PG, i, 14)) TH_LOG("entry %zu", i);
 	}
 	munmap(p, n * PG);
 }
@@ -1174,7 +1147,7 @@ TEST_F(swap, shared_swap_entries_refused)
 	ASSERT_NE(NULL, p);
 	ASSERT_EQ(0, madvise(p, n * PG, MADV_NOHUGEPAGE));
 	for (i = 0; i < n; i += 2)
-		stamp(p, i, 12);
+		cs614_stamp(p, i, 12);
 	/* MADV_PAGEOUT leaves pages mapped by two processes alone: page out, then fork. */
 	ASSERT_TRUE(page_out(p, n, n / 2))
 		TH_LOG("%zu of %zu pages swapped out", swapped_pages(p, n), n / 2);
@@ -1192,7 +1165,7 @@ TEST_F(swap, shared_swap_entries_refused)
 	fill_table(t, n);
 
 	errno = 0;
-	EXPECT_EQ(-1, compact(self->fd, p, n, t));
+	EXPECT_EQ(-1, cs614_compact(self->fd, p, n, t));
 	EXPECT_EQ(EBUSY, errno) TH_LOG("errno %d (%s)", errno, strerror(errno));
 	ASSERT_EQ(0, where(p, n, after));
 	for (i = 0; i < n; i++)
@@ -1203,11 +1176,11 @@ TEST_F(swap, shared_swap_entries_refused)
 	ASSERT_EQ(self->child, waitpid(self->child, &status, 0));
 	self->child = 0;
 	for (i = 0; i < n; i += 2)
-		stamp(p, i, 12);
-	ASSERT_EQ(0, compact(self->fd, p, n, t)) TH_LOG("%s", strerror(errno));
+		cs614_stamp(p, i, 12);
+	ASSERT_EQ(0, cs614_compact(self->fd, p, n, t)) TH_LOG("%s", strerror(errno));
 	for (i = 0; i < n; i += 2) {
 		ASSERT_EQ((uintptr_t)(p + i / 2 * PG), t[i].new) TH_LOG("entry %zu", i);
-		ASSERT_TRUE(stamped(p + i / 2 * PG, i, 12)) TH_LOG("entry %zu", i);
+		ASSERT_TRUE(cs614_stamped(p + i / 2 * PG, i, 12)) TH_LOG("entry %zu", i);
 	}
 	munmap(p, n * PG);
 }
@@ -1229,7 +1202,7 @@ TEST_F(swap, swapped_pages_move)
 	ASSERT_NE(NULL, t);
 	ASSERT_EQ(0, madvise(p, n * PG, MADV_NOHUGEPAGE));
 	for (i = 0; i < n; i += 2)
-		stamp(p, i, 13);
+		cs614_stamp(p, i, 13);
 	/* The populated pages of the first half go to swap. */
 	ASSERT_TRUE(page_out(p, n / 2, n / 4))
 		TH_LOG("%zu of %zu pages swapped out", swapped_pages(p, n / 2), n / 4);
@@ -1240,7 +1213,7 @@ TEST_F(swap, swapped_pages_move)
 			TH_LOG("page %zu", i);
 	}
 
-	ASSERT_EQ(0, compact(self->fd, p, n, t)) TH_LOG("%s", strerror(errno));
+	ASSERT_EQ(0, cs614_compact(self->fd, p, n, t)) TH_LOG("%s", strerror(errno));
 
 	/* Where everything is first, touching nothing; then the bytes. */
 	ASSERT_EQ(0, where(p, n, after));
@@ -1253,7 +1226,7 @@ TEST_F(swap, swapped_pages_move)
 	for (i = 0; i < n; i++) {
 		char *new = (char *)(uintptr_t)t[i].new;
 
-		ASSERT_TRUE(i % 2 ? hole_faults(new) : stamped(new, i, 13)) TH_LOG("entry %zu", i);
+		ASSERT_TRUE(i % 2 ? hole_faults(new) : cs614_stamped(new, i, 13)) TH_LOG("entry %zu", i);
 	}
 	munmap(p, n * PG);
 	free(t);

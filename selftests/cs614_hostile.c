@@ -499,33 +499,6 @@ static const char *compaction_unsupported(void)
 	return why ? why : cs614_pfns_unavailable();
 }
 
-static int compact(int fd, void *addr, unsigned int pages, void *table)
-{
-	struct cs614_compact_vma arg = {
-		.addr = (uintptr_t)addr,
-		.length = pages,
-		.buff = (uintptr_t)table,
-	};
-
-	return ioctl(fd, IOCTL_COMPACT_VMA, &arg);
-}
-
-/* Stamps page i of p with its index and seed, in its first and last words. */
-static void stamp(char *p, size_t i, uint64_t seed)
-{
-	uint64_t *w = (uint64_t *)(p + i * PG);
-
-	w[0] = i ^ seed;
-	w[PG / 8 - 1] = ~(i ^ seed);
-}
-
-static bool stamped(const char *page, size_t i, uint64_t seed)
-{
-	const uint64_t *w = (const uint64_t *)page;
-
-	return w[0] == (i ^ seed) && w[PG / 8 - 1] == ~(i ^ seed);
-}
-
 static uint64_t pfn_of(const void *addr)
 {
 	uint64_t ent = cs614_pagemap(addr);
@@ -586,7 +559,7 @@ static size_t compacted_wrong(struct __test_metadata *_metadata, char *p, size_t
 				       p + i * PG, want);
 			continue;
 		}
-		if (pfns[i] ? pfn_of(want) != pfns[i] || !stamped(want, i, seed) :
+		if (pfns[i] ? pfn_of(want) != pfns[i] || !cs614_stamped(want, i, seed) :
 			      !!(cs614_pagemap(want) & (CS614_PM_PRESENT | CS614_PM_SWAP))) {
 			if (!wrong++)
 				TH_LOG("page %zu: wrong at %p", i, want);
@@ -622,19 +595,19 @@ static void table_case(struct __test_metadata *_metadata, int fd, size_t off, si
 	p = vma + off * PG;
 	t = (struct entry *)(vma + toff);
 	for (i = 0; i < TPAGES; i += 2)
-		stamp(p, i, 0x77);
+		cs614_stamp(p, i, 0x77);
 	memset(t, TABLE_FILL, TPAGES * sizeof(*t));
 	ASSERT_EQ(0, where(vma, vma_pages, pm));
 	pfns_of(p, TPAGES, pfns);
 
 	errno = 0;
 	if (overlaps) {
-		EXPECT_EQ(-1, compact(fd, p, TPAGES, t));
+		EXPECT_EQ(-1, cs614_compact(fd, p, TPAGES, t));
 		EXPECT_EQ(EINVAL, errno) TH_LOG("errno %d (%s)", errno, strerror(errno));
 		EXPECT_TRUE(same_where(vma, vma_pages, pm)) TH_LOG("pages moved");
 		EXPECT_TRUE(table_untouched(t, TPAGES * sizeof(*t))) TH_LOG("table written");
 	} else {
-		ASSERT_EQ(0, compact(fd, p, TPAGES, t)) TH_LOG("%s", strerror(errno));
+		ASSERT_EQ(0, cs614_compact(fd, p, TPAGES, t)) TH_LOG("%s", strerror(errno));
 		EXPECT_EQ(0U, compacted_wrong(_metadata, p, TPAGES, pfns, t, 0x77));
 		/* The pages outside the range, the table's among them, stay. */
 		EXPECT_TRUE(off ? same_where(vma, off, pm) :
@@ -721,7 +694,7 @@ TEST_F(hostile, compact_table_read_only)
 	ASSERT_NE(MAP_FAILED, t);
 	ASSERT_EQ(0, madvise(p, n * PG, MADV_NOHUGEPAGE));
 	for (i = 1; i < n; i += 3)
-		stamp(p, i, 0x55);
+		cs614_stamp(p, i, 0x55);
 	pfns_of(p, n, pfns);
 	memset(t, TABLE_FILL, 2 * PG);
 
@@ -729,7 +702,7 @@ TEST_F(hostile, compact_table_read_only)
 		ASSERT_EQ(0, mprotect(t, PG, prot[i].first));
 		ASSERT_EQ(0, mprotect(t + PG, PG, prot[i].second));
 		errno = 0;
-		EXPECT_EQ(-1, compact(self->fd, p, n, t)) TH_LOG("case %zu", i);
+		EXPECT_EQ(-1, cs614_compact(self->fd, p, n, t)) TH_LOG("case %zu", i);
 		EXPECT_EQ(EFAULT, errno)
 			TH_LOG("case %zu: errno %d (%s)", i, errno, strerror(errno));
 		ASSERT_EQ(0, mprotect(t, 2 * PG, PROT_READ));
@@ -741,7 +714,7 @@ TEST_F(hostile, compact_table_read_only)
 
 	/* Writable again, it works. */
 	ASSERT_EQ(0, mprotect(t, 2 * PG, PROT_READ | PROT_WRITE));
-	ASSERT_EQ(0, compact(self->fd, p, n, t)) TH_LOG("%s", strerror(errno));
+	ASSERT_EQ(0, cs614_compact(self->fd, p, n, t)) TH_LOG("%s", strerror(errno));
 	EXPECT_EQ(0U, compacted_wrong(_metadata, p, n, pfns, (struct entry *)t, 0x55));
 	munmap(t, 2 * PG);
 	munmap(p, n * PG);
@@ -774,7 +747,7 @@ TEST_F(hostile, compact_arg_inside_table)
 		ASSERT_NE(NULL, p);
 		ASSERT_EQ(0, madvise(p, n * PG, MADV_NOHUGEPAGE));
 		for (i = c; i < n; i += 3)
-			stamp(p, i, 0x66);
+			cs614_stamp(p, i, 0x66);
 		pfns_of(p, n, pfns);
 		memset(t, TABLE_FILL, n * sizeof(*t));
 		arg->addr = (uintptr_t)p;
@@ -849,14 +822,14 @@ TEST_F_TIMEOUT(hostile, compact_table_unmapped_race, 300)
 		ASSERT_NE(NULL, p);
 		ASSERT_EQ(0, madvise(p, n * PG, MADV_NOHUGEPAGE));
 		for (i = it % 3; i < n; i += 2 + it % 3)
-			stamp(p, i, it);
+			cs614_stamp(p, i, it);
 		pfns_of(p, n, pfns);
 		/* Unmap at varied times; one time in four, only once the compaction is over. */
 		race.delay = it % 4 == 3 ? UINT_MAX : (it * 7919U) % 50000;
 		unmaps = __atomic_load_n(&race.unmaps, __ATOMIC_ACQUIRE);
 
 		round_start(&race.sync, 1);
-		ret = compact(self->fd, p, n, race.t);
+		ret = cs614_compact(self->fd, p, n, race.t);
 		err = errno;
 		round_end(&race.sync, 1);
 		ASSERT_FALSE(race.broken) TH_LOG("cannot map the table again");
@@ -943,7 +916,7 @@ static void *compact_racer(void *arg)
 		p = r->p;
 		if (me->kind == R_COMPACT) {
 			usleep(xorshift(&rng) % 2000);
-			r->ret2 = compact(r->fd, p, RACE_PAGES, r->t2);
+			r->ret2 = cs614_compact(r->fd, p, RACE_PAGES, r->t2);
 			r->err2 = errno;
 			r->serial2 = __atomic_load_n(&token_serial, __ATOMIC_SEQ_CST);
 			r->ops[R_COMPACT]++;
@@ -1132,7 +1105,7 @@ TEST_F_TIMEOUT(hostile, compact_race, 300)
 
 		round_start(&race.sync, NR_RACERS);
 		usleep(xorshift(&rng) % 2000);
-		ret = compact(self->fd, p, RACE_PAGES, t1);
+		ret = cs614_compact(self->fd, p, RACE_PAGES, t1);
 		err = errno;
 		last = __atomic_load_n(&token_serial, __ATOMIC_SEQ_CST);
 		round_end(&race.sync, NR_RACERS);

@@ -39,20 +39,6 @@
 #define HPAGE_KB	((long)(HPAGE / 1024))
 #define ROUND_MS	60000
 
-/* Writes count bytes of buf to the promote flag through a new file; write()'s result. */
-static ssize_t write_flag(const void *buf, size_t count)
-{
-	ssize_t n;
-	int fd;
-
-	fd = open(CS614_PROMOTE_PATH, O_WRONLY);
-	if (fd < 0)
-		return -2;
-	n = write(fd, buf, count);
-	close(fd);
-	return n;
-}
-
 /* Polls the flag until it reads "0\n"; false after timeout_ms. */
 static bool flag_clears(int timeout_ms)
 {
@@ -146,18 +132,11 @@ FIXTURE_SETUP(flag)
 {
 	const char *why;
 
-	why = cs614_open_dev(&self->dev);
-	if (why)
-		SKIP(return, "%s", why);
-	ASSERT_LE(0, self->dev) TH_LOG("open " CS614_DEV ": %s", strerror(errno));
-	ASSERT_EQ(0, ioctl(self->dev, IOCTL_PROMOTE_VMA, NULL)) TH_LOG("%s", strerror(errno));
-	why = cs614_promote_flag_unusable();
-	if (why)
-		SKIP(return, "%s", why);
 	/* Whether a round ran is read from kpageflags. */
-	why = cs614_pfns_unavailable();
+	why = cs614_open_for_rounds(&self->dev);
 	if (why)
 		SKIP(return, "%s", why);
+	ASSERT_LE(0, self->dev) TH_LOG("open, register " CS614_DEV ": %s", strerror(errno));
 	self->region = cs614_map_aligned(HPAGE);
 	ASSERT_NE(NULL, self->region);
 	ASSERT_TRUE(flag_clears(ROUND_MS));
@@ -184,7 +163,7 @@ TEST_F(flag, round_or_not)
 	ASSERT_FALSE(cs614_is_thp(self->region));
 
 	errno = 0;
-	n = write_flag(variant->bytes, variant->len);
+	n = cs614_write_flag(variant->bytes, variant->len);
 	if (variant->einval) {
 		EXPECT_EQ(-1, n) TH_LOG("a write of %zu bytes was accepted", variant->len);
 		EXPECT_EQ(EINVAL, errno);
@@ -237,17 +216,11 @@ FIXTURE_SETUP(grader)
 	const char *why;
 
 	self->flag = -1;
-	why = cs614_open_dev(&self->dev);
+	/* Whether a round ran is read from kpageflags. */
+	why = cs614_open_for_rounds(&self->dev);
 	if (why)
 		SKIP(return, "%s", why);
-	ASSERT_LE(0, self->dev) TH_LOG("open " CS614_DEV ": %s", strerror(errno));
-	ASSERT_EQ(0, ioctl(self->dev, IOCTL_PROMOTE_VMA, NULL)) TH_LOG("%s", strerror(errno));
-	why = cs614_promote_flag_unusable();
-	if (why)
-		SKIP(return, "%s", why);
-	why = cs614_pfns_unavailable();
-	if (why)
-		SKIP(return, "%s", why);
+	ASSERT_LE(0, self->dev) TH_LOG("open, register " CS614_DEV ": %s", strerror(errno));
 	self->regions = cs614_map_aligned(4 * HPAGE);
 	ASSERT_NE(NULL, self->regions);
 	self->flag = open(CS614_PROMOTE_PATH, O_RDWR);
@@ -493,7 +466,7 @@ TEST_F_TIMEOUT(registry, exited_children_dropped, 300)
 	count_lines(lines, n, self->pids, &children, &live, &mine);
 	EXPECT_EQ(0, children) TH_LOG("%d children registered after our registration", children);
 
-	ASSERT_EQ(1, write_flag("1", 1));
+	ASSERT_EQ(1, cs614_write_flag("1", 1));
 	ASSERT_TRUE(flag_clears(ROUND_MS));
 	n = read_registry(lines, ARRAY_SIZE(lines));
 	ASSERT_LE(0, n);

@@ -136,14 +136,20 @@ static bool parse_unsigned(const char *s, unsigned long long *v)
 	return !errno && !*end;
 }
 
-static int counter_index(const char *name)
+/* The index of name in the n names of names, -1 if absent. */
+static int name_index(const char *name, const char *const *names, int n)
 {
 	int i;
 
-	for (i = 0; i < NC; i++)
-		if (!strcmp(name, counters[i]))
+	for (i = 0; i < n; i++)
+		if (!strcmp(name, names[i]))
 			return i;
 	return -1;
+}
+
+static int counter_index(const char *name)
+{
+	return name_index(name, counters, NC);
 }
 
 /*
@@ -225,12 +231,7 @@ static char trace_text[8 << 20];
 
 static int result_index(const char *name)
 {
-	int i;
-
-	for (i = 0; i < NR_RESULTS; i++)
-		if (!strcmp(name, results[i]))
-			return i;
-	return -1;
+	return name_index(name, results, NR_RESULTS);
 }
 
 /*
@@ -719,17 +720,11 @@ FIXTURE_SETUP(trace)
 	self->fd = -1;
 	self->child = 0;
 	/* Nothing to undo if these skip. */
-	why = cs614_open_dev(&self->fd);
+	/* Whether a round ran is read from kpageflags. */
+	why = cs614_open_for_rounds(&self->fd);
 	if (why)
 		SKIP(return, "%s", why);
-	ASSERT_LE(0, self->fd) TH_LOG("open " CS614_DEV ": %s", strerror(errno));
-	ASSERT_EQ(0, ioctl(self->fd, IOCTL_PROMOTE_VMA, NULL)) TH_LOG("%s", strerror(errno));
-	why = cs614_promote_flag_unusable();
-	if (why)
-		SKIP(return, "%s", why);
-	why = cs614_pfns_unavailable();
-	if (why)
-		SKIP(return, "%s", why);
+	ASSERT_LE(0, self->fd) TH_LOG("open, register " CS614_DEV ": %s", strerror(errno));
 
 	/* From here on, a setup that gives up undoes what it did: no teardown follows. */
 	if (!stats_available(&self->debugfs_mounted)) {

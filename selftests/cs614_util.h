@@ -19,9 +19,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <linux/cs614.h>
 
 #define CS614_DEV		"/dev/cs614"
 #define CS614_PROMOTE_PATH	"/sys/kernel/kobject_cs614/promote"
@@ -619,6 +622,30 @@ static inline const char *cs614_pfns_unavailable(void)
 }
 
 /*
+ * For tests that run promotion rounds and read their result from kpageflags:
+ * opens /dev/cs614 into *fd and registers the process. Returns why the test
+ * must skip, or NULL; then *fd < 0 is a failure (errno tells), whether of the
+ * open or of the registration.
+ */
+static inline const char *cs614_open_for_rounds(int *fd)
+{
+	const char *why = cs614_open_dev(fd);
+	int err;
+
+	if (why || *fd < 0)
+		return why;
+	if (ioctl(*fd, IOCTL_PROMOTE_VMA, NULL)) {
+		err = errno;
+		close(*fd);
+		*fd = -1;
+		errno = err;
+		return NULL;
+	}
+	why = cs614_promote_flag_unusable();
+	return why ? why : cs614_pfns_unavailable();
+}
+
+/*
  * Whether the huge page-sized range at addr (aligned) is one transparent huge
  * page: every base page present, backed by consecutive pfns starting at the
  * head of a THP whose pfn is aligned to the huge page size.
@@ -984,6 +1011,52 @@ static inline bool cs614_first_hole_after(uintptr_t end, size_t size, uintptr_t 
 		return false;
 	*hole = candidate;
 	return true;
+}
+
+/*
+ * Writes count bytes of buf to the promote flag through a file of its own;
+ * returns write()'s result, -2 if the flag cannot be opened.
+ */
+static inline ssize_t cs614_write_flag(const void *buf, size_t count)
+{
+	ssize_t n;
+	int fd;
+
+	fd = open(CS614_PROMOTE_PATH, O_WRONLY);
+	if (fd < 0)
+		return -2;
+	n = write(fd, buf, count);
+	close(fd);
+	return n;
+}
+
+/* IOCTL_COMPACT_VMA of the `pages` 4 KiB pages at addr, its table at table. */
+static inline int cs614_compact(int fd, void *addr, unsigned int pages, void *table)
+{
+	struct cs614_compact_vma arg = {
+		.addr = (uintptr_t)addr,
+		.length = pages,
+		.buff = (uintptr_t)table,
+	};
+
+	return ioctl(fd, IOCTL_COMPACT_VMA, &arg);
+}
+
+/* Stamps 4 KiB page i of p with its index and seed, in its first and last words. */
+static inline void cs614_stamp(char *p, size_t i, uint64_t seed)
+{
+	uint64_t *w = (uint64_t *)(p + i * 4096);
+
+	w[0] = i ^ seed;
+	w[4096 / 8 - 1] = ~(i ^ seed);
+}
+
+/* Whether the 4 KiB page at page holds the stamp of page i and seed. */
+static inline bool cs614_stamped(const char *page, size_t i, uint64_t seed)
+{
+	const uint64_t *w = (const uint64_t *)page;
+
+	return w[0] == (i ^ seed) && w[4096 / 8 - 1] == ~(i ^ seed);
 }
 
 #endif /* CS614_UTIL_H */
