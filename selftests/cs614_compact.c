@@ -91,13 +91,6 @@ static bool hole_faults(const char *addr)
 	return c == 0 && after.ru_minflt > before.ru_minflt;
 }
 
-static uint64_t pfn_of(const void *addr)
-{
-	uint64_t ent = cs614_pagemap(addr);
-
-	return ent & CS614_PM_PRESENT ? ent & CS614_PM_PFN_MASK : 0;
-}
-
 /*
  * Checks the table of a compaction of pages [p, p + n pages) where
  * populated[i] said which were populated and pfns[i] held their pfns:
@@ -129,7 +122,7 @@ static bool table_ok(struct __test_metadata *_metadata, char *p, size_t n,
 			return false;
 		}
 		if (populated[i]) {
-			if (new != p + k * PG || (!huge && pfn_of(new) != pfns[i]) ||
+			if (new != p + k * PG || (!huge && cs614_pfn(new) != pfns[i]) ||
 			    !cs614_stamped(new, i, seed)) {
 				TH_LOG("page %zu: new %p, want %p", i, new, p + k * PG);
 				return false;
@@ -242,7 +235,7 @@ static void pattern_case(struct __test_metadata *_metadata, int fd, size_t vma_p
 		populated[i] = every ? (i * 7 + i / 3) % every < 2 : true;
 		if (populated[i]) {
 			cs614_stamp(p, i, 5);
-			pfns[i] = pfn_of(p + i * PG);
+			pfns[i] = cs614_pfn(p + i * PG);
 			k++;
 		}
 	}
@@ -289,7 +282,7 @@ static void pfns_of(char *p, size_t n, uint64_t *pfns)
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		pfns[i] = pfn_of(p + i * PG);
+		pfns[i] = cs614_pfn(p + i * PG);
 }
 
 static bool same_pfns(char *p, size_t n, const uint64_t *pfns)
@@ -297,7 +290,7 @@ static bool same_pfns(char *p, size_t n, const uint64_t *pfns)
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		if (pfn_of(p + i * PG) != pfns[i])
+		if (cs614_pfn(p + i * PG) != pfns[i])
 			return false;
 	return true;
 }
@@ -486,7 +479,7 @@ TEST_F(compact, userfaultfd_ranges)
 	ASSERT_EQ(0, cs614_compact(self->fd, p, n, t)) TH_LOG("%s", strerror(errno));
 	for (i = 0; i < n; i += 2) {
 		ASSERT_EQ((uintptr_t)(p + i / 2 * PG), t[i].new);
-		ASSERT_EQ(pfns[i], pfn_of(p + i / 2 * PG)) TH_LOG("entry %zu", i);
+		ASSERT_EQ(pfns[i], cs614_pfn(p + i / 2 * PG)) TH_LOG("entry %zu", i);
 		ASSERT_TRUE(cs614_stamped(p + i / 2 * PG, i, 8)) TH_LOG("entry %zu", i);
 	}
 	EXPECT_EQ(0U, cs614_present_pages(p + n / 2 * PG, n / 2 * PG));
@@ -547,7 +540,7 @@ TEST_F_TIMEOUT(compact, huge_page_in_range, 300)
 		}
 		ASSERT_TRUE(cs614_stamped(new, i, 3)) TH_LOG("entry %zu", i);
 		if (new >= p + HPAGE)
-			ASSERT_EQ(pfns[i], pfn_of(new)) TH_LOG("entry %zu", i);
+			ASSERT_EQ(pfns[i], cs614_pfn(new)) TH_LOG("entry %zu", i);
 	}
 	munmap(p, n * PG);
 	free(pfns);
@@ -577,7 +570,7 @@ TEST_F(compact, huge_page_in_place_kept)
 		cs614_stamp(p, i, 4);
 	ASSERT_EQ(0, cs614_promote_round(60000));
 	ASSERT_TRUE(cs614_is_thp(p));
-	head = pfn_of(p);
+	head = cs614_pfn(p);
 	/* Then every third page from page 600 (nr + 88) on. */
 	for (i = first; i < n; i += 3)
 		cs614_stamp(p, i, 4);
@@ -587,7 +580,7 @@ TEST_F(compact, huge_page_in_place_kept)
 	ASSERT_EQ(0, cs614_compact(self->fd, p, n, t));
 
 	EXPECT_TRUE(cs614_is_thp(p));
-	EXPECT_EQ(head, pfn_of(p));
+	EXPECT_EQ(head, cs614_pfn(p));
 	EXPECT_EQ(k, cs614_present_pages(p, k * PG));
 	EXPECT_EQ(0U, cs614_present_pages(p + k * PG, (n - k) * PG)) TH_LOG("holes present");
 	for (i = 0; i < n; i++) {
@@ -603,7 +596,7 @@ TEST_F(compact, huge_page_in_place_kept)
 
 		if (i < nr || (i >= first && (i - first) % 3 == 0)) {
 			ASSERT_TRUE(cs614_stamped(new, i, 4)) TH_LOG("entry %zu", i);
-			ASSERT_EQ(pfns[i], pfn_of(new)) TH_LOG("entry %zu", i);
+			ASSERT_EQ(pfns[i], cs614_pfn(new)) TH_LOG("entry %zu", i);
 		} else {
 			ASSERT_TRUE(hole_faults(new)) TH_LOG("entry %zu (a hole)", i);
 		}
@@ -633,7 +626,7 @@ TEST_F_TIMEOUT(compact, zero_page_entries_move_too, 300)
 			cs614_stamp(p, i, 6);
 		else if (i % 8 == 1)
 			ASSERT_EQ(0, p[i * PG]);
-		pfns[i] = pfn_of(p + i * PG);
+		pfns[i] = cs614_pfn(p + i * PG);
 	}
 
 	ASSERT_EQ(0, cs614_compact(self->fd, p, n, t));
@@ -644,7 +637,7 @@ TEST_F_TIMEOUT(compact, zero_page_entries_move_too, 300)
 		if (i % 4 == 0 || i % 8 == 1) {
 			ASSERT_EQ((uintptr_t)(p + k++ * PG), (uintptr_t)new) TH_LOG("entry %zu", i);
 			/* Same page, or the same zero page, and the same bytes. */
-			ASSERT_EQ(pfns[i], pfn_of(new)) TH_LOG("entry %zu", i);
+			ASSERT_EQ(pfns[i], cs614_pfn(new)) TH_LOG("entry %zu", i);
 			if (i % 4 == 0) {
 				ASSERT_TRUE(cs614_stamped(new, i, 6)) TH_LOG("entry %zu", i);
 			} else {
@@ -717,7 +710,7 @@ TEST_F(compact, after_fork)
 	ASSERT_EQ(0, cs614_compact(self->fd, p, n, t));
 	for (i = 1; i < n; i += 2) {
 		ASSERT_TRUE(cs614_stamped((char *)(uintptr_t)t[i].new, i, 6));
-		ASSERT_EQ(pfns[i], pfn_of((char *)(uintptr_t)t[i].new)) TH_LOG("page %zu", i);
+		ASSERT_EQ(pfns[i], cs614_pfn((char *)(uintptr_t)t[i].new)) TH_LOG("page %zu", i);
 	}
 	EXPECT_EQ(n / 2, cs614_present_pages(p, n * PG / 2));
 	munmap(p, n * PG);
@@ -737,7 +730,7 @@ TEST_F_TIMEOUT(compact, sparse_2g, 300)
 	ASSERT_NE(NULL, p);
 	ASSERT_NE(MAP_FAILED, t);
 	cs614_stamp(p, n - 1, 8);
-	pfn = pfn_of(p + (n - 1) * PG);
+	pfn = cs614_pfn(p + (n - 1) * PG);
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	ASSERT_EQ(0, cs614_compact(self->fd, p, n, t));
@@ -746,7 +739,7 @@ TEST_F_TIMEOUT(compact, sparse_2g, 300)
 	       (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
 
 	EXPECT_TRUE(cs614_stamped(p, n - 1, 8));
-	EXPECT_EQ(pfn, pfn_of(p));
+	EXPECT_EQ(pfn, cs614_pfn(p));
 	EXPECT_EQ((uintptr_t)p, t[n - 1].new);
 	EXPECT_EQ((uintptr_t)(p + PG), t[0].new);
 	EXPECT_EQ((uintptr_t)(p + (n - 1) * PG), t[n - 2].new);
@@ -916,7 +909,7 @@ TEST_F(compact, pinned_page_refused)
 	ASSERT_GT(200, tries) TH_LOG("still refused 2 s after the unpin");
 	for (i = 0; i < n; i += 2) {
 		ASSERT_EQ((uintptr_t)(p + i / 2 * PG), t[i].new);
-		ASSERT_EQ(pfns[i], pfn_of(p + i / 2 * PG)) TH_LOG("entry %zu", i);
+		ASSERT_EQ(pfns[i], cs614_pfn(p + i / 2 * PG)) TH_LOG("entry %zu", i);
 		ASSERT_TRUE(cs614_stamped(p + i / 2 * PG, i, 14)) TH_LOG("entry %zu", i);
 	}
 	munmap(p, n * PG);
@@ -1125,18 +1118,6 @@ static bool page_out(char *p, size_t n, size_t want)
 	return false;
 }
 
-/* Where the n pages at p live: present or swapped, and the pfn or swap slot. */
-static int where(const char *p, size_t n, uint64_t *pm)
-{
-	size_t i;
-
-	if (cs614_pagemap_range(p, n, pm))
-		return -1;
-	for (i = 0; i < n; i++)
-		pm[i] &= CS614_PM_WHERE;
-	return 0;
-}
-
 /*
  * Swapped out, then forked: the child shares every swap entry. EBUSY, every
  * entry left as it was. Alone again, and the pages written (exclusive), the
@@ -1165,7 +1146,7 @@ TEST_F(swap, shared_swap_entries_refused)
 		for (;;)
 			pause();
 	}
-	ASSERT_EQ(0, where(p, n, before));
+	ASSERT_EQ(0, cs614_where(p, n, before));
 	for (i = 0; i < n; i++)
 		ASSERT_EQ(i % 2 ? 0 : CS614_PM_SWAP, before[i] & (CS614_PM_PRESENT | CS614_PM_SWAP))
 			TH_LOG("page %zu", i);
@@ -1174,7 +1155,7 @@ TEST_F(swap, shared_swap_entries_refused)
 	errno = 0;
 	EXPECT_EQ(-1, cs614_compact(self->fd, p, n, t));
 	EXPECT_EQ(EBUSY, errno) TH_LOG("errno %d (%s)", errno, strerror(errno));
-	ASSERT_EQ(0, where(p, n, after));
+	ASSERT_EQ(0, cs614_where(p, n, after));
 	for (i = 0; i < n; i++)
 		EXPECT_EQ(before[i], after[i]) TH_LOG("entry %zu changed", i);
 	EXPECT_TRUE(table_untouched(t, n));
@@ -1213,7 +1194,7 @@ TEST_F(swap, swapped_pages_move)
 	/* The populated pages of the first half go to swap. */
 	ASSERT_TRUE(page_out(p, n / 2, n / 4))
 		TH_LOG("%zu of %zu pages swapped out", swapped_pages(p, n / 2), n / 4);
-	ASSERT_EQ(0, where(p, n, before));
+	ASSERT_EQ(0, cs614_where(p, n, before));
 	for (i = 0; i < n; i++) {
 		want = i % 2 ? 0 : i < n / 2 ? CS614_PM_SWAP : CS614_PM_PRESENT;
 		ASSERT_EQ(want, before[i] & (CS614_PM_PRESENT | CS614_PM_SWAP))
@@ -1223,7 +1204,7 @@ TEST_F(swap, swapped_pages_move)
 	ASSERT_EQ(0, cs614_compact(self->fd, p, n, t)) TH_LOG("%s", strerror(errno));
 
 	/* Where everything is first, touching nothing; then the bytes. */
-	ASSERT_EQ(0, where(p, n, after));
+	ASSERT_EQ(0, cs614_where(p, n, after));
 	for (i = 0; i < n; i++) {
 		j = i % 2 ? n / 2 + i / 2 : i / 2;
 		ASSERT_EQ((uintptr_t)(p + i * PG), t[i].old);

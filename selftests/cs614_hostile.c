@@ -499,31 +499,12 @@ static const char *compaction_unsupported(void)
 	return why ? why : cs614_pfns_unavailable();
 }
 
-static uint64_t pfn_of(const void *addr)
-{
-	uint64_t ent = cs614_pagemap(addr);
-
-	return ent & CS614_PM_PRESENT ? ent & CS614_PM_PFN_MASK : 0;
-}
-
 static void pfns_of(const char *p, size_t n, uint64_t *pfns)
 {
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		pfns[i] = pfn_of(p + i * PG);
-}
-
-/* Where the n pages at p live (present or swapped, pfn or slot), from pagemap. */
-static int where(const char *p, size_t n, uint64_t *pm)
-{
-	size_t i;
-
-	if (cs614_pagemap_range(p, n, pm))
-		return -1;
-	for (i = 0; i < n; i++)
-		pm[i] &= CS614_PM_WHERE;
-	return 0;
+		pfns[i] = cs614_pfn(p + i * PG);
 }
 
 static bool same_where(const char *p, size_t n, const uint64_t *pm)
@@ -531,7 +512,7 @@ static bool same_where(const char *p, size_t n, const uint64_t *pm)
 	uint64_t *now = calloc(n, sizeof(*now));
 	bool same;
 
-	same = now && !where(p, n, now) && !memcmp(now, pm, n * sizeof(*now));
+	same = now && !cs614_where(p, n, now) && !memcmp(now, pm, n * sizeof(*now));
 	free(now);
 	return same;
 }
@@ -559,7 +540,7 @@ static size_t compacted_wrong(struct __test_metadata *_metadata, char *p, size_t
 				       p + i * PG, want);
 			continue;
 		}
-		if (pfns[i] ? pfn_of(want) != pfns[i] || !cs614_stamped(want, i, seed) :
+		if (pfns[i] ? cs614_pfn(want) != pfns[i] || !cs614_stamped(want, i, seed) :
 			      !!(cs614_pagemap(want) & (CS614_PM_PRESENT | CS614_PM_SWAP))) {
 			if (!wrong++)
 				TH_LOG("page %zu: wrong at %p", i, want);
@@ -597,7 +578,7 @@ static void table_case(struct __test_metadata *_metadata, int fd, size_t off, si
 	for (i = 0; i < TPAGES; i += 2)
 		cs614_stamp(p, i, 0x77);
 	memset(t, TABLE_FILL, TPAGES * sizeof(*t));
-	ASSERT_EQ(0, where(vma, vma_pages, pm));
+	ASSERT_EQ(0, cs614_where(vma, vma_pages, pm));
 	pfns_of(p, TPAGES, pfns);
 
 	errno = 0;
@@ -708,7 +689,7 @@ TEST_F(hostile, compact_table_read_only)
 		ASSERT_EQ(0, mprotect(t, 2 * PG, PROT_READ));
 		EXPECT_TRUE(table_untouched(t, 2 * PG)) TH_LOG("case %zu: table written", i);
 		for (j = 0; j < n; j++)
-			ASSERT_EQ(pfns[j], pfn_of(p + j * PG))
+			ASSERT_EQ(pfns[j], cs614_pfn(p + j * PG))
 				TH_LOG("case %zu: page %zu moved", i, j);
 	}
 
@@ -839,7 +820,7 @@ TEST_F_TIMEOUT(hostile, compact_table_unmapped_race, 300)
 		if (ret) {
 			failed++;
 			for (i = 0; i < n; i++)
-				if (pfn_of(p + i * PG) != pfns[i])
+				if (cs614_pfn(p + i * PG) != pfns[i])
 					break;
 			if (err != EFAULT)
 				why = strerror(err);

@@ -117,13 +117,6 @@ static int open_registered(void)
 	return fd;
 }
 
-static uint64_t pfn_of(const void *addr)
-{
-	uint64_t ent = cs614_pagemap(addr);
-
-	return ent & CS614_PM_PRESENT ? ent & CS614_PM_PFN_MASK : 0;
-}
-
 /* The pfns of the n pages at p (0 for a page not present); false on error. */
 static bool pfns_of(const char *p, size_t n, uint64_t *pfns)
 {
@@ -421,13 +414,13 @@ TEST_F(promote, demote_case_a)
 	uint64_t head;
 
 	ASSERT_NE(NULL, p);
-	head = pfn_of(p);
+	head = cs614_pfn(p);
 	ASSERT_NE(0U, head);
 
 	ASSERT_EQ(0, munmap(p + HPAGE, HPAGE));
 
 	EXPECT_TRUE(cs614_is_thp(p));
-	EXPECT_EQ(head, pfn_of(p));
+	EXPECT_EQ(head, cs614_pfn(p));
 	EXPECT_EQ(HPAGE_KB, cs614_anon_huge_kb(p));
 	EXPECT_TRUE(cs614_faults(p + HPAGE));
 	EXPECT_TRUE(pages_intact(p, HPAGE, 9));
@@ -680,8 +673,8 @@ TEST_F_TIMEOUT(promote, exit_during_round, 300)
 		/* Our full range is one huge page, the same from round to round. */
 		EXPECT_TRUE(cs614_is_thp(mine)) TH_LOG("round %d", i);
 		if (i == 0)
-			head = pfn_of(mine);
-		EXPECT_EQ(head, pfn_of(mine)) TH_LOG("round %d", i);
+			head = cs614_pfn(mine);
+		EXPECT_EQ(head, cs614_pfn(mine)) TH_LOG("round %d", i);
 		/* No other huge page: the partial range stays base pages. */
 		EXPECT_FALSE(cs614_is_thp(mine + HPAGE)) TH_LOG("round %d", i);
 		EXPECT_EQ(HPAGE_KB, cs614_anon_huge_kb(mine)) TH_LOG("round %d", i);

@@ -1013,6 +1013,26 @@ static inline bool cs614_first_hole_after(uintptr_t end, size_t size, uintptr_t 
 	return true;
 }
 
+/* The pfn of the page at addr, 0 if none is present (or pfns are hidden). */
+static inline uint64_t cs614_pfn(const void *addr)
+{
+	uint64_t ent = cs614_pagemap(addr);
+
+	return ent & CS614_PM_PRESENT ? ent & CS614_PM_PFN_MASK : 0;
+}
+
+/* Where the n pages at p live (present or swapped, pfn or swap slot), from pagemap. */
+static inline int cs614_where(const char *p, size_t n, uint64_t *pm)
+{
+	size_t i;
+
+	if (cs614_pagemap_range(p, n, pm))
+		return -1;
+	for (i = 0; i < n; i++)
+		pm[i] &= CS614_PM_WHERE;
+	return 0;
+}
+
 /*
  * Writes count bytes of buf to the promote flag through a file of its own;
  * returns write()'s result, -2 if the flag cannot be opened.
