@@ -42,9 +42,6 @@ use kernel::{
 /// that a dense range costs few walks.
 const WALK_BATCH: usize = 4096;
 
-/// How many table entries are written at once.
-const TABLE_BATCH: usize = 32;
-
 /// One entry of the user's table: `struct cs614_compact_entry { u64 old; u64 new; }`.
 type TableEntry = [u64; 2];
 
@@ -106,21 +103,22 @@ impl Request {
         ((addr - self.start) / PAGE_SIZE) as u32
     }
 
-    /// Writes the table, entry `i` being `{ addr(i), new(i) }`, through the pinned pages.
-    fn write_table(&self, mut new: impl FnMut(usize) -> usize) -> Result {
-        let mut buf = [[0u64; 2]; TABLE_BATCH];
-        let mut i = 0;
-        while i < self.pages {
-            let n = TABLE_BATCH.min(self.pages - i);
-            for (k, entry) in buf.iter_mut().take(n).enumerate() {
-                *entry = [self.addr(i + k) as u64, new(i + k) as u64];
-            }
-            let entries = buf.get(..n).ok_or(EINVAL)?;
-            self.table
-                .write(i * size_of::<TableEntry>(), entries.as_bytes())?;
-            i += n;
-        }
-        Ok(())
+    /// Writes the table: populated pages to their rank, holes, in order, to the slots after the
+    /// last one. `populated` holds the original indices of the populated pages, ascending.
+    fn write_table(&self, populated: &[u32]) -> Result {
+        let k = populated.len();
+        let mut rank = 0;
+        let mut next = populated.first().copied();
+        self.table.write_with(0, self.pages, |i| -> TableEntry {
+            let new = if next == Some(i as u32) {
+                rank += 1;
+                next = populated.get(rank).copied();
+                rank - 1
+            } else {
+                k + i - rank
+            };
+            [self.addr(i) as u64, self.addr(new) as u64]
+        })
     }
 }
 
@@ -155,17 +153,7 @@ pub(crate) fn compact(
     }
 
     // Populated pages go to their rank; holes, in order, to the slots after the last one.
-    let k = populated.len();
-    let mut rank = 0;
-    req.write_table(|i| {
-        let idx = populated.get(rank).map(|&p| p as usize);
-        if idx == Some(i) {
-            rank += 1;
-            req.addr(rank - 1)
-        } else {
-            req.addr(k + i - rank)
-        }
-    })
+    req.write_table(&populated)
 }
 
 /// Moves the populated pages of the range to its front; returns their original indices.
@@ -230,20 +218,27 @@ fn compact_locked(mm: &MmWithUser, req: &Request, stats: &mut CompactStats) -> R
 
     // The page of rank `j` moves from index `populated[j] >= j` to `j`. In ascending order,
     // slots below `j` are filled and those from `j` up to `populated[j]` empty by then, so
-    // every destination is empty when its turn comes. The pages move one source page table
-    // (2 MiB) at a time, so that no call crosses unpopulated page tables; each call must move
-    // exactly the pages collected in its source, or the range changed under the locks.
+    // every destination is empty when its turn comes. One call moves a run of adjacent source
+    // page tables (2 MiB each) that hold pages, so that no call crosses unpopulated ones; it
+    // must move exactly the pages collected there, or the range changed under the locks.
     let mut j = first;
     while let Some(rest) = populated.get(j..) {
         let Some(&p) = rest.first() else {
             break;
         };
         let src = req.addr(p as usize);
-        let src_end = req.end().min((src / HPAGE_SIZE + 1) * HPAGE_SIZE);
-        let expected = rest
-            .iter()
-            .take_while(|&&q| req.addr(q as usize) < src_end)
-            .count();
+        let mut src_end = (src / HPAGE_SIZE + 1) * HPAGE_SIZE;
+        let mut expected = 0;
+        while let Some(tail) = rest.get(expected..) {
+            expected += tail.partition_point(|&q| req.addr(q as usize) < src_end);
+            match rest.get(expected) {
+                Some(&q) if req.addr(q as usize) < src_end.saturating_add(HPAGE_SIZE) => {
+                    src_end += HPAGE_SIZE
+                }
+                _ => break,
+            }
+        }
+        let src_end = src_end.min(req.end());
         // After a short call (a fatal signal), the next one fails with `EINTR`.
         let (moved, alone) = fence.pack_anon_pages(vma, req.addr(j), src, src_end - src)?;
         let moved = moved / PAGE_SIZE;
