@@ -6,7 +6,7 @@
 #  - a CLIPPY=1 build of the Rust code (rust/ and mm/cs614/), no warnings,
 #  - make rustdoc, no warnings,
 #  - a W=1 build of every C file the series touches, no warnings,
-#  - Documentation/mm/cs614.rst through Sphinx (make htmldocs) if the root
+#  - Documentation/{mm,userspace-api}/cs614.rst through Sphinx (make htmldocs) if the root
 #    has it, else through docutils if the host has it, else skipped.
 # The MAINTAINERS reminder for new files is reported but not fatal.
 . "$(dirname "$0")/lib.sh"
@@ -81,19 +81,21 @@ w1() {
 }
 
 docs() {
-	local rst=$linux/Documentation/mm/cs614.rst
+	local rst
 	if in_root python3 -c 'import sphinx' 2>/dev/null; then
-		in_root make -s -C "$linux" O="$build" SPHINXDIRS=mm htmldocs \
+		in_root make -s -C "$linux" O="$build" SPHINXDIRS="mm userspace-api" htmldocs \
 			>"$build.htmldocs.log" 2>&1 || { tail -n 20 "$build.htmldocs.log"; fail=1; }
 		if grep -E 'cs614' "$build.htmldocs.log" | grep -q -i -E 'warning|error'; then
 			grep -E 'cs614' "$build.htmldocs.log"
 			fail=1
 		fi
 	elif python3 -c 'import docutils' 2>/dev/null; then
-		python3 -m docutils --halt=warning --report=warning "$rst" /dev/null ||
-			{ log "docs: $rst has reStructuredText warnings"; fail=1; }
+		for rst in "$linux"/Documentation/{mm,userspace-api}/cs614.rst; do
+			python3 -m docutils --halt=warning --report=warning "$rst" /dev/null ||
+				{ log "docs: $rst has reStructuredText warnings"; fail=1; }
+		done
 	else
-		log "docs: neither Sphinx nor docutils available, $rst not checked"
+		log "docs: neither Sphinx nor docutils available, the cs614 pages not checked"
 	fi
 }
 

@@ -4,10 +4,10 @@
 #
 # The RFC branch (cs614-rfc, in the worktree $CS614_WORK/rfc) is the base
 # commit plus patches/series, with each overlay folded into the patch that
-# wires it in: mm/cs614/ into the patch adding it to mm/Makefile, the
-# selftests into the patch adding them to the selftests' TARGETS, the
-# documentation into the patch listing it in Documentation/mm/index.rst. Its
-# tree must equal the prepared tree. Then git format-patch --rfc
+# wires it in: the Rust sources of mm/cs614/ into the patch adding cs614.o
+# to its Makefile, the selftests into the patch adding them to the
+# selftests' TARGETS, the documentation into the patch listing it in
+# Documentation/mm/index.rst and Documentation/userspace-api/index.rst. Its tree must equal the prepared tree. Then git format-patch --rfc
 # --cover-letter, with To/Cc from scripts/get_maintainer.pl, the cover letter
 # filled from scripts/rfc-cover.txt, the latest test results and benchmark
 # ratios, and checkpatch --strict of every patch.
@@ -56,11 +56,12 @@ r am --abort >/dev/null 2>&1 || true
 r checkout -q -f -B cs614-rfc cs614-base
 r clean -q -fdx
 
-# fold PATCH_FILE PATH SOURCE: if the patch touches PATH, copy SOURCE in and
-# amend the commit just applied.
+# fold PATCH_FILE REGEX SOURCE DEST: if a line of the patch matches REGEX
+# (the Makefile line that builds the overlay), copy SOURCE to DEST and amend
+# the commit just applied.
 fold() {
 	local patch=$1 wired=$2 src=$3 dst=$4
-	grep -q "^+++ b/$wired\$" "$patch" || return 0
+	grep -q -e "$wired" "$patch" || return 0
 	mkdir -p "$rfc/$(dirname "$dst")"
 	cp -a "$src" "$rfc/$dst"
 	r add -A -f "$dst"
@@ -70,13 +71,16 @@ fold() {
 patches=$(series_patches)
 while read -r p; do
 	r am -q "$p" || die "patch $(basename "$p") does not apply"
-	fold "$p" mm/Makefile "$CS614_TOP/rust-mm-cs614/mm/cs614/." mm/cs614
-	fold "$p" tools/mm/Makefile "$CS614_TOP/rust-mm-cs614/tools/mm/cs614-map" \
+	fold "$p" '^+obj-\$(CONFIG_CS614) += cs614\.o' "$CS614_TOP/rust-mm-cs614/mm/cs614/." mm/cs614
+	fold "$p" '^+++ b/tools/mm/Makefile$' "$CS614_TOP/rust-mm-cs614/tools/mm/cs614-map" \
 		tools/mm/cs614-map
-	fold "$p" tools/testing/selftests/Makefile "$CS614_TOP/selftests/." \
+	fold "$p" '^+++ b/tools/testing/selftests/Makefile$' "$CS614_TOP/selftests/." \
 		tools/testing/selftests/cs614
-	fold "$p" Documentation/mm/index.rst \
+	fold "$p" '^+++ b/Documentation/mm/index.rst$' \
 		"$CS614_TOP/rust-mm-cs614/Documentation/mm/cs614.rst" Documentation/mm/cs614.rst
+	fold "$p" '^+++ b/Documentation/userspace-api/index.rst$' \
+		"$CS614_TOP/rust-mm-cs614/Documentation/userspace-api/cs614.rst" \
+		Documentation/userspace-api/cs614.rst
 done <<<"$patches"
 
 # Nothing of the overlays may be left out: same tree as 'make prepare' builds.

@@ -9,7 +9,7 @@
 //! reads `1` from the request until the round is over.
 //!
 //! A registered mm also has `MMF_CS614_DEMOTE` set, which makes a VMA split demote the huge page
-//! it cuts (see `cs614_vma_split()` in `include/linux/cs614.h`).
+//! it cuts (see `cs614_vma_split()` in `mm/vma.h`).
 //!
 //! Locking, outermost first: a file's [`Registrations`], [`THREAD`], [`REGISTRY`]. The thread
 //! takes only [`REGISTRY`], briefly, to copy the list of mms, and then each mm's mmap lock
