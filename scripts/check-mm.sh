@@ -3,7 +3,8 @@
 # Regression check of mm's own selftests: run the same selection on the
 # patched kernel (FLAVOUR, default 'default') and on the unpatched base
 # built with the same configuration (FLAVOUR=stock), one boot each, and
-# fail if any test's totals differ between the two.
+# fail if any test's totals differ between the two. Then the cs614
+# selftests on the stock kernel: they must skip, not fail.
 #
 #   MM_TESTS="..."  the tests to run (default below), binaries of
 #                   tools/testing/selftests/mm
@@ -32,6 +33,40 @@ run_flavour() {
 for f in "${flavours[@]}"; do
 	stage "mm-$f" run_flavour "$f"
 done
+
+# The cs614 selftests, built for this kernel, on the stock one: without
+# /dev/cs614 every test must skip with its reason, none fail.
+stock_cs614() {
+	local install=$CS614_WORK/build-$FLAVOUR/kselftest/kselftest_install
+	local run=$CS614_WORK/run-stock-cs614 pass fail skip
+	if [ ! -x "$install/run_kselftest.sh" ]; then
+		in_root make -s -C "$CS614_WORK/linux" O="$CS614_WORK/build-$FLAVOUR" LLVM=1 \
+			-j"$JOBS" TARGETS=cs614 kselftest-install >/dev/null 2>&1 ||
+			die "building the cs614 kselftests failed"
+	fi
+	rm -rf "$run"
+	mkdir -p "$run"
+	vng_exec "$CS614_WORK/build-stock/arch/x86/boot/bzImage" "$run" \
+		"$CS614_TOP/scripts/guest-run.sh $install $run tests" >/dev/null
+	[ -f "$run/finished" ] || die "the stock guest did not finish the cs614 selftests"
+	read -r pass fail skip < <(awk '
+		/^# # Totals: / {
+			for (i = 1; i <= NF; i++) {
+				split($i, kv, ":")
+				if (kv[1] == "pass") p += kv[2]
+				if (kv[1] == "fail" || kv[1] == "error") f += kv[2]
+				if (kv[1] == "skip") s += kv[2]
+			}
+		}
+		END { print p + 0, f + 0, s + 0 }' "$run/tap.log")
+	if grep -q '^not ok ' "$run/tap.log"; then
+		fail=$((fail + 1))
+	fi
+	echo "$pass $fail $skip" >"$run/summary"
+	[ "$fail" = 0 ] || die "cs614 selftests on the stock kernel: $fail failed"
+	log "cs614 selftests on the stock kernel: $pass passed, $skip skipped, 0 failed"
+}
+stage stock-cs614 stock_cs614
 
 differ=0
 printf '%-24s %-44s %s\n' test "$FLAVOUR" stock

@@ -161,9 +161,23 @@ for f in default debug; do
 		results+="  $f: not run here yet ('make check FLAVOUR=$f')"$'\n'
 	fi
 done
+mm=""
+if [ -f "$CS614_WORK/run-mm-default/mm-results" ] && [ -f "$CS614_WORK/run-mm-stock/mm-results" ]; then
+	mm=$(printf '  %-22s %-40s %s\n' test "with cs614" "without" &&
+		while read -r t res; do
+			printf '  %-22s %-40s %s\n' "$t" "${res% exit=*}" \
+				"$(grep "^$t " "$CS614_WORK/run-mm-stock/mm-results" | cut -d' ' -f2- | sed 's/ exit=.*//')"
+		done <"$CS614_WORK/run-mm-default/mm-results")
+else
+	mm="  not run here yet ('make check-mm')"
+fi
+if [ -f "$CS614_WORK/run-stock-cs614/summary" ]; then
+	read -r pass fail skip <"$CS614_WORK/run-stock-cs614/summary"
+	mm+=$'\n\n'"  cs614 selftests without cs614: $pass passed, $fail failed, $skip skipped"
+fi
 bench=$(for f in "$CS614_WORK"/bench-*.log; do
 	[ -f "$f" ] || continue
-	r=$(grep -E 'ratio|16 TiB|worst' "$f" | sed 's/^# /    /') || continue
+	r=$(grep -E 'ratio|16 TiB|worst|median|freed at once' "$f" | sed 's/^# /    /') || continue
 	n=${f##*/bench-}
 	printf '  %s:\n%s\n' "${n%.log}" "$r"
 done)
@@ -201,6 +215,7 @@ cover, template = sys.argv[1], sys.argv[2]
 t = open(template).read()
 t = t.replace("@RESULTS@", """$results""".rstrip())
 t = t.replace("@BENCH@", """$bench""".rstrip())
+t = t.replace("@MM@", """$mm""".rstrip())
 t = t.replace("@CHECKPATCH@", """$cp_text""" + "\n\n" + """$base_text""")
 subject, body = t.split("\n", 1)
 s = open(cover).read()

@@ -6,8 +6,11 @@
  * medians per range, their ratio round / MADV_COLLAPSE, and the RSS before
  * and after. Then the time of a round over one VMA of 2 MiB to 16 TiB
  * (MAP_NORESERVE) with only its last 2 MiB populated: a round must cost what
- * the populated memory costs, not the reserved address space. Not run by
- * default: 'make bench'.
+ * the populated memory costs, not the reserved address space. Last, what
+ * demotion buys: the memory that unmapping half of each of 64 huge pages
+ * gives back at once, in an mm registered with cs614 (eager demotion at the
+ * VMA split) and in one that is not (the halves wait on the deferred split
+ * queue for memory pressure). Not run by default: 'make bench'.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -18,6 +21,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,23 +43,28 @@
 #define LEN		(NR_RANGES * HPAGE)
 #define REPS		7
 
-/* A huge page-aligned, fully populated mapping of LEN bytes of base pages. */
-static char *populated(void)
+/* A huge page-aligned, fully populated mapping of len bytes of base pages. */
+static char *populated_len(size_t len)
 {
-	char *res = mmap(NULL, LEN + HPAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *res = mmap(NULL, len + HPAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	char *p;
 	size_t off;
 
 	if (res == MAP_FAILED)
 		ksft_exit_fail_msg("mmap: %s\n", strerror(errno));
 	p = (char *)(((uintptr_t)res + HPAGE - 1) & ~(HPAGE - 1));
-	munmap(res, LEN + HPAGE);
-	if (mmap(p, LEN, PROT_READ | PROT_WRITE,
+	munmap(res, len + HPAGE);
+	if (mmap(p, len, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) != p)
 		ksft_exit_fail_msg("mmap: %s\n", strerror(errno));
-	for (off = 0; off < LEN; off += PG)
+	for (off = 0; off < len; off += PG)
 		memset(p + off, (char)(off >> 12), PG);
 	return p;
+}
+
+static char *populated(void)
+{
+	return populated_len(LEN);
 }
 
 /* Promotes a fresh mapping one way; returns the time per range in us. */
@@ -176,13 +185,92 @@ static bool collapse_works(void)
 	return ok;
 }
 
+#define SPLIT_THPS	64
+#define SPLIT_REPS	3
+
+/* What unmapping the upper half of SPLIT_THPS huge pages gives back at once. */
+struct split_result {
+	double freed_mb;	/* free memory gained, in MiB */
+	double munmap_us;	/* the SPLIT_THPS munmap() calls */
+	long partial;		/* THPs added to the deferred split queue */
+};
+
+static struct split_result split_halves(void)
+{
+	size_t len = SPLIT_THPS * HPAGE, i;
+	struct split_result r;
+	long free_before, partial_before;
+	char *p = populated_len(len);
+	double t;
+
+	if (madvise(p, len, MADV_COLLAPSE))
+		ksft_exit_fail_msg("MADV_COLLAPSE: %s\n", strerror(errno));
+	if (cs614_anon_huge_kb(p) != (long)(len / 1024))
+		ksft_exit_fail_msg("%ld kB of %zu kB huge\n", cs614_anon_huge_kb(p), len / 1024);
+	partial_before = cs614_partially_mapped_thps();
+	free_before = cs614_vmstat("nr_free_pages");
+	t = cs614_now_us();
+	for (i = 0; i < SPLIT_THPS; i++)
+		if (munmap(p + i * HPAGE + HPAGE / 2, HPAGE / 2))
+			ksft_exit_fail_msg("munmap: %s\n", strerror(errno));
+	r.munmap_us = cs614_now_us() - t;
+	r.freed_mb = (double)(cs614_vmstat("nr_free_pages") - free_before) * PG / MB;
+	r.partial = cs614_partially_mapped_thps() - partial_before;
+	for (i = 0; i < SPLIT_THPS; i++)
+		munmap(p + i * HPAGE, HPAGE / 2);
+	return r;
+}
+
+/* The median of SPLIT_REPS split_halves() in this mm. */
+static struct split_result split_median(void)
+{
+	double freed[SPLIT_REPS], us[SPLIT_REPS];
+	struct split_result r = { 0 }, one;
+	int i;
+
+	for (i = 0; i < SPLIT_REPS; i++) {
+		one = split_halves();
+		freed[i] = one.freed_mb;
+		us[i] = one.munmap_us;
+		r.partial = one.partial > r.partial ? one.partial : r.partial;
+	}
+	r.freed_mb = cs614_median(freed, SPLIT_REPS);
+	r.munmap_us = cs614_median(us, SPLIT_REPS);
+	return r;
+}
+
+/* split_median() in a child that never registers: the deferred split queue. */
+static struct split_result split_median_unregistered(void)
+{
+	struct split_result r;
+	int pipefd[2], status;
+	pid_t pid;
+
+	if (pipe(pipefd))
+		ksft_exit_fail_msg("pipe: %s\n", strerror(errno));
+	pid = fork();
+	if (pid < 0)
+		ksft_exit_fail_msg("fork: %s\n", strerror(errno));
+	if (!pid) {
+		r = split_median();
+		_exit(write(pipefd[1], &r, sizeof(r)) == sizeof(r) ? 0 : 1);
+	}
+	if (read(pipefd[0], &r, sizeof(r)) != sizeof(r) || waitpid(pid, &status, 0) != pid ||
+	    !WIFEXITED(status) || WEXITSTATUS(status))
+		ksft_exit_fail_msg("the unregistered child failed\n");
+	close(pipefd[0]);
+	close(pipefd[1]);
+	return r;
+}
+
 int main(void)
 {
+	struct split_result deferred, eager;
 	double by_round[REPS], by_collapse[REPS], mr, mc;
 	int fd, i;
 
 	ksft_print_header();
-	ksft_set_plan(2);
+	ksft_set_plan(3);
 	fd = open(CS614_DEV, O_RDWR);
 	if (fd < 0)
 		ksft_exit_skip(CS614_DEV ": %s\n", strerror(errno));
@@ -193,8 +281,11 @@ int main(void)
 	/* EINVAL: a kernel without MADV_COLLAPSE; other errors are the benchmark's to report. */
 	if (!collapse_works() && errno == EINVAL)
 		ksft_exit_skip("MADV_COLLAPSE: %s\n", strerror(errno));
+	/* Before this mm registers: a child of a registered mm would demote too. */
+	deferred = split_median_unregistered();
 	if (ioctl(fd, IOCTL_PROMOTE_VMA, NULL))
 		ksft_exit_fail_msg("IOCTL_PROMOTE_VMA: %s\n", strerror(errno));
+	eager = split_median();
 	/* Put back at any exit, ksft_exit_fail_msg() included. */
 	atexit(cs614_thp_restore);
 	if (cs614_thp_set("never"))
@@ -219,6 +310,14 @@ int main(void)
 		       mr, mc, mr / mc);
 	ksft_test_result(mr / mc <= 1.25, "round / MADV_COLLAPSE <= 1.25\n");
 	ksft_test_result(rounds_by_size(), "16 TiB round <= 2 x 1 GiB round\n");
+	ksft_print_msg("unmapping half of each of %d huge pages (%lu MiB), medians of %d:\n",
+		       SPLIT_THPS, SPLIT_THPS * HPAGE / 2 / MB, SPLIT_REPS);
+	ksft_print_msg("  eager demotion: %.1f MiB freed at once, %ld THPs left partially mapped, munmap %.0f us\n",
+		       eager.freed_mb, eager.partial, eager.munmap_us);
+	ksft_print_msg("  deferred split: %.1f MiB freed at once, %ld THPs left partially mapped, munmap %.0f us\n",
+		       deferred.freed_mb, deferred.partial, deferred.munmap_us);
+	ksft_test_result(eager.freed_mb >= 0.9 * SPLIT_THPS * HPAGE / 2 / MB,
+			 "eager demotion frees the unmapped halves at once\n");
 	cs614_thp_restore();
 	ksft_finished();
 }

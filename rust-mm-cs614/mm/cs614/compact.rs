@@ -26,16 +26,25 @@
 //! visited either: `populated_pages` skips missing page tables at the level they are missing.
 
 use crate::{
-    promote::{self, PendingRegistration, HPAGE_SIZE},
-    trace::CompactStats,
+    promote::{
+        self,
+        PendingRegistration,
+        HPAGE_SIZE, //
+    },
+    trace::CompactStats, //
 };
 use kernel::{
     alloc::KVVec,
-    mm::{pin::PinnedUserRange, virt::flags, MmWithUser, POPULATED_LARGE},
+    mm::{
+        pin::PinnedUserRange,
+        virt::flags,
+        MmWithUser,
+        POPULATED_LARGE, //
+    },
     page::PAGE_SIZE,
     pr_warn_once,
     prelude::*,
-    uaccess::UserPtr,
+    uaccess::UserPtr, //
 };
 
 /// How many addresses one batch of the page table walk collects: eight page tables' worth, so

@@ -8,17 +8,36 @@
 
 use core::fmt::Write;
 use kernel::{
-    current, debugfs,
+    current,
+    debugfs,
     ffi::c_int,
     fs::File,
-    ioctl::{_IOR, _IOWR},
-    kobject::{AttributeFile, AttributeOps, Kobject, ShowBuffer},
-    miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
-    mm::{pin::PinnedUserRange, MmWithUser},
+    ioctl::{
+        _IOR,
+        _IOWR, //
+    },
+    kobject::{
+        AttributeFile,
+        AttributeOps,
+        Kobject,
+        ShowBuffer, //
+    },
+    miscdevice::{
+        MiscDevice,
+        MiscDeviceOptions,
+        MiscDeviceRegistration, //
+    },
+    mm::{
+        pin::PinnedUserRange,
+        MmWithUser, //
+    },
     prelude::*,
     transmute::FromBytes,
-    uaccess::{UserPtr, UserSlice},
-    uapi,
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    },
+    uapi, //
 };
 
 mod compact;
@@ -28,7 +47,10 @@ mod trace;
 mod vma_move;
 
 use promote::Registrations;
-use vma_move::{move_vma, Destination};
+use vma_move::{
+    move_vma,
+    Destination, //
+};
 
 module! {
     type: Cs614Module,

@@ -18,20 +18,42 @@
 //! (`mmgrab`), not to its address space: a round takes `mmget_not_zero` for the time it works on
 //! it, so an exiting process is never kept alive by a registration, only by a round in progress.
 
-use crate::{stats, trace};
-use core::{
-    fmt,
-    sync::atomic::{AtomicU8, Ordering},
+use crate::{
+    stats,
+    trace, //
 };
+use core::fmt;
 use kernel::{
     bindings, current,
-    kthread::{KThread, KThreadContext},
-    mm::{self, Mm, MmWithUser},
+    kthread::{
+        KThread,
+        KThreadContext, //
+    },
+    mm::{
+        self,
+        CollapseControl,
+        Mm,
+        MmWithUser, //
+    },
     new_mutex, pr_warn_once,
     prelude::*,
-    sync::{aref::ARef, global_lock, Mutex},
+    sync::{
+        aref::ARef,
+        atomic::{
+            Acquire,
+            Atomic,
+            Full,
+            Relaxed,
+            Release, //
+        },
+        global_lock,
+        Mutex, //
+    },
     task::Pid,
-    time::{Instant, Monotonic},
+    time::{
+        Instant,
+        Monotonic, //
+    },
 };
 
 /// The size of a PMD-mapped huge page.
@@ -46,16 +68,20 @@ pub(crate) fn huge_bounds(start: usize, end: usize) -> Option<(usize, usize)> {
 
 /// Promotes, now and in the caller's context, the fully populated 2 MiB-aligned ranges inside
 /// `start..end` of `mm`; returns how many became a huge page. A range that cannot be promoted
-/// is left as it is. Compaction uses it for its new populated front.
+/// is left as it is, as are all of them if no collapse context can be allocated. Compaction uses
+/// it for its new populated front.
 pub(crate) fn promote_now(mm: &MmWithUser, start: usize, end: usize) -> usize {
     let Some((first, last)) = huge_bounds(start, end) else {
+        return 0;
+    };
+    let Ok(mut cc) = CollapseControl::new() else {
         return 0;
     };
     // Freshly faulted pages sit in per-CPU caches, off the LRU, until drained.
     mm::lru_add_drain_all();
     (first..last)
         .step_by(HPAGE_SIZE)
-        .filter(|&addr| mm.collapse_populated_pmd(addr) == PROMOTED)
+        .filter(|&addr| mm.collapse_populated_pmd(addr, &mut cc) == PROMOTED)
         .count()
 }
 
@@ -63,12 +89,23 @@ pub(crate) fn promote_now(mm: &MmWithUser, start: usize, end: usize) -> usize {
 const PROMOTED: u32 = bindings::cs614_promote_result_CS614_PROMOTED;
 
 /// A round was requested and has not started yet.
-const ROUND_REQUESTED: u8 = 1 << 0;
+const ROUND_REQUESTED: u32 = 1 << 0;
 /// A round was requested and has not ended yet: the value of the sysfs flag.
-const ROUND_PENDING: u8 = 1 << 1;
+const ROUND_PENDING: u32 = 1 << 1;
 
 /// The state of promotion rounds, a combination of `ROUND_*` bits.
-static ROUND: AtomicU8 = AtomicU8::new(0);
+static ROUND: Atomic<u32> = Atomic::new(0);
+
+/// Sets `ROUND` to `f` of its value, atomically (a full barrier); returns the old value.
+fn round_update(f: impl Fn(u32) -> u32) -> u32 {
+    let mut old = ROUND.load(Relaxed);
+    loop {
+        match ROUND.cmpxchg(old, f(old), Full) {
+            Ok(_) => return old,
+            Err(now) => old = now,
+        }
+    }
+}
 
 /// An mm registered for promotion by at least one file.
 struct Registered {
@@ -137,7 +174,7 @@ pub(crate) unsafe fn init() {
 
 /// Returns whether a promotion round is pending, the value of the sysfs flag.
 pub(crate) fn round_pending() -> bool {
-    ROUND.load(Ordering::Acquire) & ROUND_PENDING != 0
+    ROUND.load(Acquire) & ROUND_PENDING != 0
 }
 
 /// Asks the promotion thread for a round.
@@ -147,7 +184,7 @@ pub(crate) fn round_pending() -> bool {
 pub(crate) fn request_round() {
     let thread = THREAD.lock();
     if let Some(thread) = thread.as_ref() {
-        ROUND.fetch_or(ROUND_REQUESTED | ROUND_PENDING, Ordering::AcqRel);
+        round_update(|r| r | ROUND_REQUESTED | ROUND_PENDING);
         thread.task().wake_up();
     }
 }
@@ -306,7 +343,7 @@ impl Drop for PendingRegistration<'_> {
             drop(registry);
             // Stops the thread, which it may have started for nothing.
             drop(thread.take());
-            ROUND.store(0, Ordering::Release);
+            ROUND.store(0, Release);
         }
     }
 }
@@ -340,15 +377,15 @@ impl PinnedDrop for Registrations {
             // Stops the thread and waits for it; it does not take `THREAD`. A round it was
             // running is over: nothing is registered.
             drop(thread.take());
-            ROUND.store(0, Ordering::Release);
+            ROUND.store(0, Release);
         }
     }
 }
 
 /// The promotion thread: one round per request, until stopped.
 fn promote_thread(ctx: &KThreadContext) {
-    while ctx.sleep_until(|| ROUND.load(Ordering::Acquire) & ROUND_REQUESTED != 0) {
-        ROUND.fetch_and(!ROUND_REQUESTED, Ordering::AcqRel);
+    while ctx.sleep_until(|| ROUND.load(Acquire) & ROUND_REQUESTED != 0) {
+        round_update(|r| r & !ROUND_REQUESTED);
         let start = Instant::<Monotonic>::now();
         let round = run_round(ctx);
         trace::trace_round_end(
@@ -360,7 +397,7 @@ fn promote_thread(ctx: &KThreadContext) {
         stats::ROUNDS.add(1);
         stats::ROUND_MMS.add(round.mms);
         // The round is over unless another one was requested meanwhile.
-        let _ = ROUND.compare_exchange(ROUND_PENDING, 0, Ordering::AcqRel, Ordering::Acquire);
+        let _ = ROUND.cmpxchg(ROUND_PENDING, 0, Full);
     }
 }
 
@@ -396,6 +433,10 @@ fn run_round(ctx: &KThreadContext) -> RoundStats {
         mms
     };
 
+    let Ok(mut cc) = CollapseControl::new() else {
+        pr_warn_once!("no memory for a promotion round\n");
+        return round;
+    };
     mm::lru_add_drain_all();
     for (mm, pid) in mms.iter() {
         if ctx.should_stop() {
@@ -404,7 +445,7 @@ fn run_round(ctx: &KThreadContext) -> RoundStats {
         // An mm whose process has exited is skipped; its file is released soon.
         if let Some(mm) = mm.mmget_not_zero() {
             round.mms += 1;
-            promote_mm(ctx, &mm, *pid, &mut round);
+            promote_mm(ctx, &mm, *pid, &mut cc, &mut round);
         }
     }
     round
@@ -486,7 +527,13 @@ const NOHUGEPAGE: u32 = bindings::cs614_promote_result_CS614_VMA_NOHUGEPAGE;
 ///
 /// The mmap lock is dropped between batches and for each collapse, so the VMAs may change
 /// meanwhile: each range is checked again by the collapse.
-fn promote_mm(ctx: &KThreadContext, mm: &MmWithUser, pid: Pid, round: &mut RoundStats) {
+fn promote_mm(
+    ctx: &KThreadContext,
+    mm: &MmWithUser,
+    pid: Pid,
+    cc: &mut CollapseControl,
+    round: &mut RoundStats,
+) {
     let mut from = 0;
     let mut batch = [0usize; CANDIDATE_BATCH];
     loop {
@@ -501,7 +548,7 @@ fn promote_mm(ctx: &KThreadContext, mm: &MmWithUser, pid: Pid, round: &mut Round
             let addr = entry & !RESULT_MASK;
             let mut result = (entry & RESULT_MASK) as u32;
             if result == PROMOTED {
-                result = mm.collapse_populated_pmd(addr);
+                result = mm.collapse_populated_pmd(addr, cc);
             }
             round.examined += 1;
             round.promoted += usize::from(result == PROMOTED);

@@ -9,7 +9,10 @@ use crate::trace::CompactStats;
 use core::fmt;
 use kernel::{
     bindings,
-    sync::atomic::{Atomic, Relaxed},
+    sync::atomic::{
+        Atomic,
+        Relaxed, //
+    },
 };
 
 /// A counter since boot.

@@ -5,9 +5,13 @@
 //! The demotion event fires from C, in `split_folio_cut_by_vma_split()`.
 
 use kernel::{
-    ffi::{c_int, c_uint, c_ulong},
+    ffi::{
+        c_int,
+        c_uint,
+        c_ulong, //
+    },
     prelude::*,
-    tracepoint::declare_trace,
+    tracepoint::declare_trace, //
 };
 
 declare_trace! {

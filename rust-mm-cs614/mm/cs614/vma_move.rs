@@ -6,16 +6,24 @@
 //! write lock, so no other thread can map the destination in between. The page-table work is
 //! mremap()'s own, through `MmapWriteGuard::move_whole_vma`.
 
-use crate::{stats, trace};
+use crate::{
+    stats,
+    trace, //
+};
 use kernel::{
     current,
     mm::{
         mmap_min_addr,
-        virt::{flags, vm_flags_t, VmaRef},
-        MmWithUser, MmapWriteGuard,
+        virt::{
+            flags,
+            vm_flags_t,
+            VmaRef, //
+        },
+        MmWithUser,
+        MmapWriteGuard, //
     },
     page::PAGE_SIZE,
-    prelude::*,
+    prelude::*, //
 };
 
 /// VMAs that mremap() cannot move, or that cs614 refuses to: raw PFN and I/O mappings, special
