@@ -214,7 +214,8 @@ TEST_F(promote, nul_padded_write)
 
 	for (i = 0; i < ARRAY_SIZE(rounds); i++) {
 		errno = 0;
-		EXPECT_EQ(4, cs614_write_flag(rounds[i], 4)) TH_LOG("write %u: %s", i, strerror(errno));
+		EXPECT_EQ(4, cs614_write_flag(rounds[i], 4))
+			TH_LOG("write %u: %s", i, strerror(errno));
 		EXPECT_TRUE(flag_clears(10000)) TH_LOG("write %u", i);
 	}
 

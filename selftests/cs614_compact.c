@@ -247,7 +247,8 @@ static void pattern_case(struct __test_metadata *_metadata, int fd, size_t vma_p
 	EXPECT_TRUE(table_ok(_metadata, p, n, populated, pfns, t, 5));
 	for (i = 0; i < vma_pages; i++)
 		if (i < off || i >= off + n)
-			ASSERT_TRUE(cs614_stamped(vma + i * PG, i, 77)) TH_LOG("outside page %zu", i);
+			ASSERT_TRUE(cs614_stamped(vma + i * PG, i, 77))
+				TH_LOG("outside page %zu", i);
 	munmap(vma, vma_pages * PG);
 	free(populated);
 	free(pfns);
@@ -1214,7 +1215,8 @@ TEST_F(swap, swapped_pages_move)
 	for (i = 0; i < n; i++) {
 		char *new = (char *)(uintptr_t)t[i].new;
 
-		ASSERT_TRUE(i % 2 ? hole_faults(new) : cs614_stamped(new, i, 13)) TH_LOG("entry %zu", i);
+		ASSERT_TRUE(i % 2 ? hole_faults(new) : cs614_stamped(new, i, 13))
+			TH_LOG("entry %zu", i);
 	}
 	munmap(p, n * PG);
 	free(t);
