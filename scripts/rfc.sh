@@ -163,11 +163,15 @@ for f in default debug; do
 done
 mm=""
 if [ -f "$CS614_WORK/run-mm-default/mm-results" ] && [ -f "$CS614_WORK/run-mm-stock/mm-results" ]; then
-	mm=$(printf '  %-22s %-40s %s\n' test "with cs614" "without" &&
-		while read -r t res; do
-			printf '  %-22s %-40s %s\n' "$t" "${res% exit=*}" \
-				"$(grep "^$t " "$CS614_WORK/run-mm-stock/mm-results" | cut -d' ' -f2- | sed 's/ exit=.*//')"
-		done <"$CS614_WORK/run-mm-default/mm-results")
+	mm=$(while read -r t res; do
+		res=${res% exit=*}
+		other=$(grep "^$t " "$CS614_WORK/run-mm-stock/mm-results" | cut -d' ' -f2- | sed 's/ exit=.*//')
+		if [ "$res" = "$other" ]; then
+			printf '  %-22s %s (the same without)\n' "$t" "$res"
+		else
+			printf '  %-22s %s\n  %-22s %s (without)\n' "$t" "$res" "" "${other:-missing}"
+		fi
+	done <"$CS614_WORK/run-mm-default/mm-results")
 else
 	mm="  not run here yet ('make check-mm')"
 fi
@@ -177,7 +181,8 @@ if [ -f "$CS614_WORK/run-stock-cs614/summary" ]; then
 fi
 bench=$(for f in "$CS614_WORK"/bench-*.log; do
 	[ -f "$f" ] || continue
-	r=$(grep -E 'ratio|16 TiB|worst|median|freed at once' "$f" | sed 's/^# /    /') || continue
+	r=$(grep -E 'ratio|16 TiB|worst|median|freed at once' "$f" | grep '^# ' |
+		sed 's/^# /    /') || continue
 	n=${f##*/bench-}
 	printf '  %s:\n%s\n' "${n%.log}" "$r"
 done)
