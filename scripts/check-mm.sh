@@ -49,16 +49,7 @@ stock_cs614() {
 	vng_exec "$CS614_WORK/build-stock/arch/x86/boot/bzImage" "$run" \
 		"$CS614_TOP/scripts/guest-run.sh $install $run tests" >/dev/null
 	[ -f "$run/finished" ] || die "the stock guest did not finish the cs614 selftests"
-	read -r pass fail skip < <(awk '
-		/^# # Totals: / {
-			for (i = 1; i <= NF; i++) {
-				split($i, kv, ":")
-				if (kv[1] == "pass") p += kv[2]
-				if (kv[1] == "fail" || kv[1] == "error") f += kv[2]
-				if (kv[1] == "skip") s += kv[2]
-			}
-		}
-		END { print p + 0, f + 0, s + 0 }' "$run/tap.log")
+	read -r pass fail skip < <(tap_totals "$run/tap.log")
 	if grep -q '^not ok ' "$run/tap.log"; then
 		fail=$((fail + 1))
 	fi

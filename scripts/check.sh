@@ -44,16 +44,7 @@ verdict() {
 	local pass fail skip top_fail splats
 	[ -f "$run/finished" ] || die "the guest did not finish (timeout ${BOOT_TIMEOUT}s or crash)"
 	# The tests' own totals, as printed by kselftest_harness.h.
-	read -r pass fail skip < <(awk '
-		/^# # Totals: / {
-			for (i = 1; i <= NF; i++) {
-				split($i, kv, ":")
-				if (kv[1] == "pass") p += kv[2]
-				if (kv[1] == "fail" || kv[1] == "error") f += kv[2]
-				if (kv[1] == "skip") s += kv[2]
-			}
-		}
-		END { print p + 0, f + 0, s + 0 }' "$run/tap.log")
+	read -r pass fail skip < <(tap_totals "$run/tap.log")
 	# The per-binary results of run_kselftest.sh: a binary that crashed or
 	# timed out never prints its totals, but is 'not ok' here.
 	top_fail=$(grep -c '^not ok ' "$run/tap.log" || true)

@@ -91,6 +91,21 @@ in_root() {
 	' cs614-root "$CS614_ROOT" "$@"
 }
 
+# tap_totals TAP_LOG: "PASS FAIL SKIP", the sums of the totals that
+# kselftest_harness.h prints for each binary (an error counts as a failure).
+tap_totals() {
+	awk '
+		/^# # Totals: / {
+			for (i = 1; i <= NF; i++) {
+				split($i, kv, ":")
+				if (kv[1] == "pass") p += kv[2]
+				if (kv[1] == "fail" || kv[1] == "error") f += kv[2]
+				if (kv[1] == "skip") s += kv[2]
+			}
+		}
+		END { print p + 0, f + 0, s + 0 }' "$1"
+}
+
 # vng_exec IMAGE RUNDIR COMMAND: boot IMAGE with virtme-ng (TCG unless
 # KVM=1; 2 vCPUs, 4 GiB), RUNDIR writable in the guest, run COMMAND there
 # and give up after BOOT_TIMEOUT seconds. The console goes to stdout and to
