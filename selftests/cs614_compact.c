@@ -934,19 +934,6 @@ FIXTURE(swap)
 	pid_t child;
 };
 
-static long read_long(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	long v = -1;
-
-	if (!f)
-		return -1;
-	if (fscanf(f, "%ld", &v) != 1)
-		v = -1;
-	fclose(f);
-	return v;
-}
-
 static int write_str(const char *path, const char *s)
 {
 	int fd = open(path, O_WRONLY);
@@ -1047,14 +1034,14 @@ FIXTURE_SETUP(swap)
 			swap_undo(&self->swapped_on, &self->sized, &self->loaded);
 			SKIP(return, ZRAM_DEV " is mounted");
 		}
-		size = read_long(ZRAM "/disksize");
+		size = cs614_read_long(ZRAM "/disksize");
 		if (size == 0) {
 			if (write_str(ZRAM "/disksize", ZRAM_SIZE)) {
 				swap_undo(&self->swapped_on, &self->sized, &self->loaded);
 				SKIP(return, "cannot set the size of " ZRAM_DEV);
 			}
 			self->sized = true;
-			size = read_long(ZRAM "/disksize");
+			size = cs614_read_long(ZRAM "/disksize");
 		}
 		if (size < (long)(16 * PG) || write_swap_header(ZRAM_DEV, size)) {
 			swap_undo(&self->swapped_on, &self->sized, &self->loaded);

@@ -779,10 +779,10 @@ static inline int cs614_count_kthreads(const char *name)
 
 #define CS614_THP_STATS "/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/stats/"
 
-/* The number of partially mapped anonymous 2 MiB folios (deferred split queue). */
-static inline long cs614_partially_mapped_thps(void)
+/* The number a sysfs file such as path holds, or -1. */
+static inline long cs614_read_long(const char *path)
 {
-	FILE *f = fopen(CS614_THP_STATS "nr_anon_partially_mapped", "r");
+	FILE *f = fopen(path, "r");
 	long n = -1;
 
 	if (!f)
@@ -791,6 +791,12 @@ static inline long cs614_partially_mapped_thps(void)
 		n = -1;
 	fclose(f);
 	return n;
+}
+
+/* The number of partially mapped anonymous 2 MiB folios (deferred split queue). */
+static inline long cs614_partially_mapped_thps(void)
+{
+	return cs614_read_long(CS614_THP_STATS "nr_anon_partially_mapped");
 }
 
 /*
