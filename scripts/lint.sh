@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 # Static checks of what this project changes in the kernel:
 #  - scripts/checkpatch.pl --strict on every patch of the series,
-#  - rustfmt --check on every Rust file the series or the overlay touches,
+#  - rustfmt --check on every Rust file the series or the overlay touches, and on the
+#    component as each of its earlier patches leaves it,
 #  - a CLIPPY=1 build of the Rust code (rust/ and mm/cs614/), no warnings,
 #  - make rustdoc, no warnings,
 #  - a W=1 build of every C file the series touches, no warnings,
@@ -46,6 +47,16 @@ rustfmt_check() {
 	# shellcheck disable=SC2086
 	in_root rustfmt --check --edition 2021 --config-path "$linux/.rustfmt.toml" $files ||
 		{ log "rustfmt: the files above need formatting"; fail=1; }
+	# The component as its earlier patches leave it (scripts/series-cut.py).
+	local feature cuts=$CS614_WORK/series-cuts
+	for feature in move promotion; do
+		rm -rf "${cuts:?}/$feature"
+		python3 "$CS614_TOP/scripts/series-cut.py" "$feature" \
+			"$CS614_TOP/rust-mm-cs614/mm/cs614" "$cuts/$feature" || { fail=1; continue; }
+		in_root rustfmt --check --edition 2021 --config-path "$linux/.rustfmt.toml" \
+			"$cuts/$feature"/*.rs ||
+			{ log "rustfmt: the $feature patch's sources need formatting"; fail=1; }
+	done
 }
 
 clippy() {

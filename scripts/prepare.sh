@@ -32,6 +32,9 @@ while read -r p; do
 done <<<"$patches"
 
 cp -a "$CS614_TOP/rust-mm-cs614/." "$base/"
+# The component's sources as the last of its patches leaves them (markers out).
+python3 "$CS614_TOP/scripts/series-cut.py" all "$CS614_TOP/rust-mm-cs614/mm/cs614" \
+	"$base/mm/cs614"
 mkdir -p "$base/tools/testing/selftests/cs614"
 cp -a "$CS614_TOP/selftests/." "$base/tools/testing/selftests/cs614/"
 g add -A -f .

@@ -4,8 +4,10 @@
 #
 # The RFC branch (cs614-rfc, in the worktree $CS614_WORK/rfc) is the base
 # commit plus patches/series, with each overlay folded into the patch that
-# wires it in: the Rust sources of mm/cs614/ into the patch adding cs614.o
-# to its Makefile, the selftests into the patch adding them to the
+# wires it in: the Rust sources of mm/cs614/ into the three patches of the
+# component, as each feature leaves them (scripts/series-cut.py: move with
+# the patch adding cs614.o to its Makefile, then promotion, then
+# compaction), the selftests into the patch adding them to the
 # selftests' TARGETS, the documentation into the patch listing it in
 # Documentation/mm/index.rst and Documentation/userspace-api/index.rst. Its tree must equal the prepared tree. Then git format-patch --rfc
 # --cover-letter, with To/Cc from scripts/get_maintainer.pl, the cover letter
@@ -68,10 +70,24 @@ fold() {
 	r commit -q --amend --no-edit
 }
 
+# cut PATCH_FILE REGEX FEATURE: if a line of the patch matches REGEX (the
+# patch of FEATURE of the component), write mm/cs614/*.rs as they are once
+# FEATURE is added (scripts/series-cut.py) and amend the commit just applied.
+cut() {
+	local patch=$1 wired=$2 feature=$3
+	grep -q -e "$wired" "$patch" || return 0
+	python3 "$CS614_TOP/scripts/series-cut.py" "$feature" \
+		"$CS614_TOP/rust-mm-cs614/mm/cs614" "$rfc/mm/cs614"
+	r add -A -f mm/cs614
+	r commit -q --amend --no-edit
+}
+
 patches=$(series_patches)
 while read -r p; do
 	r am -q "$p" || die "patch $(basename "$p") does not apply"
-	fold "$p" '^+obj-\$(CONFIG_CS614) += cs614\.o' "$CS614_TOP/rust-mm-cs614/mm/cs614/." mm/cs614
+	cut "$p" '^+obj-\$(CONFIG_CS614) += cs614\.o' move
+	cut "$p" '^Subject: \[PATCH\] mm/cs614: promote ' promotion
+	cut "$p" '^Subject: \[PATCH\] mm/cs614: compact ' compaction
 	fold "$p" '^+++ b/tools/mm/Makefile$' "$CS614_TOP/rust-mm-cs614/tools/mm/cs614-map" \
 		tools/mm/cs614-map
 	fold "$p" '^+++ b/tools/testing/selftests/Makefile$' "$CS614_TOP/selftests/." \

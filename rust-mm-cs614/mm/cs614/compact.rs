@@ -1,3 +1,4 @@
+//@ compaction
 // SPDX-License-Identifier: GPL-2.0
 
 //! Compacting a VMA range: `IOCTL_COMPACT_VMA`.
@@ -261,3 +262,4 @@ fn compact_locked(mm: &MmWithUser, req: &Request, stats: &mut CompactStats) -> R
     }
     Ok(populated)
 }
+//@ end

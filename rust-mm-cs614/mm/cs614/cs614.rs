@@ -1,27 +1,43 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! cs614: VMA move, huge page promotion and compaction.
+//! cs614, a memory-management component:
+//!
+//! - VMA move, in [`vma_move`];
+//@ promotion
+//! - huge page promotion and demotion, in [`promote`];
+//@ end
+//@ compaction
+//! - compaction, in [`compact`].
+//@ end
 //!
 //! User space drives the component through the misc device `/dev/cs614`, whose ioctls are
-//! declared in `include/uapi/linux/cs614.h`, and through the flag
-//! `/sys/kernel/kobject_cs614/promote`.
+//! declared in `include/uapi/linux/cs614.h`.
+//@ promotion
+//! A promotion round is requested through the flag `/sys/kernel/kobject_cs614/promote`.
+//@ end
 
+//@ promotion
 use core::fmt::Write;
+//@ end
 use kernel::{
     current,
     debugfs,
+    //@ promotion
     ffi::c_int,
+    //@ end
     fs::File,
     ioctl::{
         _IOR,
         _IOWR, //
     },
+    //@ promotion
     kobject::{
         AttributeFile,
         AttributeOps,
         Kobject,
         ShowBuffer, //
     },
+    //@ end
     miscdevice::{
         MiscDevice,
         MiscDeviceOptions,
@@ -40,13 +56,19 @@ use kernel::{
     uapi, //
 };
 
+//@ compaction
 mod compact;
+//@ end
+//@ promotion
 mod promote;
+//@ end
 mod stats;
 mod trace;
 mod vma_move;
 
+//@ promotion
 use promote::Registrations;
+//@ end
 use vma_move::{
     move_vma,
     Destination, //
@@ -56,7 +78,7 @@ module! {
     type: Cs614Module,
     name: "cs614",
     authors: ["cs614 developers"],
-    description: "VMA move, huge page promotion and compaction",
+    description: "cs614, a Rust memory-management component",
     license: "GPL",
 }
 
@@ -67,8 +89,12 @@ const IOC_TYPE: u32 = uapi::CS614_IOCTL_TYPE;
 // is the size of a pointer, whatever structure the argument really points to.
 const IOCTL_MVE_VMA_TO: u32 = _IOR::<*const u8>(IOC_TYPE, 0);
 const IOCTL_MVE_VMA: u32 = _IOWR::<*const u8>(IOC_TYPE, 1);
+//@ promotion
 const IOCTL_PROMOTE_VMA: u32 = _IOR::<*const u8>(IOC_TYPE, 2);
+//@ end
+//@ compaction
 const IOCTL_COMPACT_VMA: u32 = _IOWR::<*const u8>(IOC_TYPE, 3);
+//@ end
 
 /// Copies an ioctl argument of type `T` in from user space.
 fn read_arg<T: FromBytes>(arg: UserPtr) -> Result<T> {
@@ -77,11 +103,13 @@ fn read_arg<T: FromBytes>(arg: UserPtr) -> Result<T> {
 
 /// The raw words of `struct cs614_move_vma`.
 type MoveArgWords = [u64; 2];
+const _: () = assert!(size_of::<MoveArgWords>() == size_of::<uapi::cs614_move_vma>());
+//@ compaction
+
 /// The raw words of `struct cs614_compact_vma`.
 type CompactArgWords = [u64; 3];
-
-const _: () = assert!(size_of::<MoveArgWords>() == size_of::<uapi::cs614_move_vma>());
 const _: () = assert!(size_of::<CompactArgWords>() == size_of::<uapi::cs614_compact_vma>());
+//@ end
 
 /// Converts a user-supplied address to `usize`.
 fn user_addr(addr: u64) -> Result<usize> {
@@ -122,6 +150,7 @@ fn ioctl_move_first_hole(mm: &MmWithUser, arg: usize) -> Result<isize> {
     pinned.write(0, &(new_start as u64).to_ne_bytes())?;
     Ok(0)
 }
+//@ compaction
 
 /// `IOCTL_COMPACT_VMA` once its argument is read: validates it, prepares the registration for
 /// demotion if the range can hold a huge page, and compacts.
@@ -143,57 +172,78 @@ fn compact_vma(
     };
     compact::compact(mm, &req, registration, stats)
 }
+//@ end
 
 /// An open file of `/dev/cs614`.
 #[pin_data]
+//@ before promotion
+struct Cs614File {}
+//@ end
+//@ promotion
 struct Cs614File {
     /// The mms registered for promotion through this file, until it is released.
     #[pin]
     registrations: Registrations,
 }
+//@ end
 
 #[vtable]
 impl MiscDevice for Cs614File {
     type Ptr = Pin<KBox<Self>>;
 
     fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
+        //@ before promotion
+        KBox::try_pin_init(try_pin_init!(Self {}), GFP_KERNEL)
+        //@ end
+        //@ promotion
         KBox::try_pin_init(
             try_pin_init!(Self {
                 registrations <- Registrations::new(),
             }),
             GFP_KERNEL,
         )
+        //@ end
     }
 
-    fn ioctl(me: Pin<&Cs614File>, _file: &File, cmd: u32, raw_arg: usize) -> Result<isize> {
-        let arg = UserPtr::from_addr(raw_arg);
+    fn ioctl(me: Pin<&Cs614File>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        me.get_ref().dispatch(cmd, arg)
+    }
+}
+
+impl Cs614File {
+    /// Runs the ioctl `cmd` of the caller, whose argument is at the user address `arg`.
+    fn dispatch(&self, cmd: u32, arg: usize) -> Result<isize> {
         match cmd {
             IOCTL_MVE_VMA_TO | IOCTL_MVE_VMA => {
                 let task = current!();
                 let mm = task.mm().ok_or(EINVAL)?;
                 if cmd == IOCTL_MVE_VMA_TO {
-                    ioctl_move_to(mm, raw_arg)
+                    ioctl_move_to(mm, arg)
                 } else {
-                    ioctl_move_first_hole(mm, raw_arg)
+                    ioctl_move_first_hole(mm, arg)
                 }
             }
+            //@ promotion
             // The argument, a pointer to an unsigned int, carries nothing: it is never read, so
             // any value, NULL or unmapped included, is accepted.
             IOCTL_PROMOTE_VMA => {
                 let task = current!();
                 let mm = task.mm().ok_or(EINVAL)?;
-                me.registrations.register(mm)?;
+                self.registrations.register(mm)?;
                 Ok(0)
             }
+            //@ end
+            //@ compaction
             IOCTL_COMPACT_VMA => {
                 let task = current!();
                 let mm = task.mm().ok_or(EINVAL)?;
-                let [addr, length_pad, table] = read_arg::<CompactArgWords>(arg)?;
+                let [addr, length_pad, table] =
+                    read_arg::<CompactArgWords>(UserPtr::from_addr(arg))?;
                 // `u32 length; u32 pad;` share the second word; `pad` is ignored.
                 let [l0, l1, l2, l3, ..] = length_pad.to_ne_bytes();
                 let length = u32::from_ne_bytes([l0, l1, l2, l3]);
                 let mut stats = trace::CompactStats::default();
-                let ret = compact_vma(&me.registrations, mm, addr, length, table, &mut stats);
+                let ret = compact_vma(&self.registrations, mm, addr, length, table, &mut stats);
                 trace::trace_compact(
                     task.tgid(),
                     addr as usize,
@@ -204,10 +254,12 @@ impl MiscDevice for Cs614File {
                 stats::count_compaction(&stats, ret.is_ok());
                 ret.map(|()| 0)
             }
+            //@ end
             _ => Err(ENOTTY),
         }
     }
 }
+//@ promotion
 
 /// The flag `/sys/kernel/kobject_cs614/promote`: writing `1` requests a promotion round; it
 /// reads `1` until that round is over. Writing `0` is accepted and changes nothing: a round
@@ -248,16 +300,19 @@ impl AttributeOps for PromoteFlag {
         Ok(())
     }
 }
+//@ end
 
 #[pin_data]
 struct Cs614Module {
     #[pin]
     _miscdev: MiscDeviceRegistration<Cs614File>,
+    //@ promotion
     #[pin]
     _promote: AttributeFile<PromoteFlag>,
     /// `cs614/registry` in debugfs: the registered mms, for debugging.
     #[pin]
     _registry: debugfs::File<()>,
+    //@ end
     /// `cs614/stats` in debugfs: the counters.
     #[pin]
     _stats: debugfs::File<()>,
@@ -266,24 +321,30 @@ struct Cs614Module {
 
 impl kernel::InPlaceModule for Cs614Module {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        //@ promotion
         // SAFETY: Called once, before anything else of the module runs.
         unsafe { promote::init() };
+        //@ end
         let debugfs = debugfs::Dir::new(c"cs614");
         try_pin_init!(Self {
+            //@ promotion
             _registry <- debugfs.read_callback_file(c"registry", (), &|(), f| {
                 promote::show_registry(f)
             }),
+            //@ end
             _stats <- debugfs.read_callback_file(c"stats", (), &|(), f| stats::show(f)),
             _miscdev <- MiscDeviceRegistration::register(MiscDeviceOptions {
                 name: c"cs614",
                 mode: 0o666,
             }),
+            //@ promotion
             _promote <- AttributeFile::new(
                 Kobject::create_and_add(c"kobject_cs614", Kobject::kernel().ok_or(ENODEV)?)?,
                 c"promote",
                 0o644,
                 PromoteFlag,
             ),
+            //@ end
             _debugfs: debugfs,
         })
     }

@@ -1,3 +1,4 @@
+//@ promotion
 // SPDX-License-Identifier: GPL-2.0
 
 //! Huge page promotion: `IOCTL_PROMOTE_VMA` and `/sys/kernel/kobject_cs614/promote`.
@@ -65,6 +66,7 @@ pub(crate) fn huge_bounds(start: usize, end: usize) -> Option<(usize, usize)> {
     let last = end / HPAGE_SIZE * HPAGE_SIZE;
     (first < last).then_some((first, last))
 }
+//@ compaction
 
 /// Promotes, now and in the caller's context, the fully populated 2 MiB-aligned ranges inside
 /// `start..end` of `mm`; returns how many became a huge page. A range that cannot be promoted
@@ -84,6 +86,7 @@ pub(crate) fn promote_now(mm: &MmWithUser, start: usize, end: usize) -> usize {
         .filter(|&addr| mm.collapse_populated_pmd(addr, &mut cc) == PROMOTED)
         .count()
 }
+//@ end
 
 /// `enum cs614_promote_result`: the range became a huge page.
 const PROMOTED: u32 = bindings::cs614_promote_result_CS614_PROMOTED;
@@ -561,3 +564,4 @@ fn promote_mm(
         }
     }
 }
+//@ end

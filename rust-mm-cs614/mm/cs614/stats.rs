@@ -5,14 +5,16 @@
 //! Each is one atomic, incremented without a lock where the event happens; they move with the
 //! trace events of the same names.
 
+//@ compaction
 use crate::trace::CompactStats;
+//@ end
 use core::fmt;
-use kernel::{
-    bindings,
-    sync::atomic::{
-        Atomic,
-        Relaxed, //
-    },
+//@ promotion
+use kernel::bindings;
+//@ end
+use kernel::sync::atomic::{
+    Atomic,
+    Relaxed, //
 };
 
 /// A counter since boot.
@@ -33,6 +35,7 @@ impl Counter {
     }
 }
 
+//@ promotion
 /// The number of promotion results (`enum cs614_promote_result`).
 const NR_RESULTS: usize = bindings::cs614_promote_result_CS614_NR_PROMOTE_RESULTS as usize;
 
@@ -55,19 +58,25 @@ const RESULT_NAMES: [&str; NR_RESULTS] = [
     "alloc_failed",
     "other",
 ];
+//@ end
 
 pub(crate) static MOVES: Counter = Counter::new();
 pub(crate) static MOVES_FAILED: Counter = Counter::new();
+//@ promotion
 pub(crate) static ROUNDS: Counter = Counter::new();
 pub(crate) static ROUND_MMS: Counter = Counter::new();
 pub(crate) static RANGES_EXAMINED: Counter = Counter::new();
 static PROMOTE: [Counter; NR_RESULTS] = [const { Counter::new() }; NR_RESULTS];
+//@ end
+//@ compaction
 static COMPACTIONS: Counter = Counter::new();
 static COMPACTIONS_FAILED: Counter = Counter::new();
 static COMPACTED_BATCHED: Counter = Counter::new();
 static COMPACTED_ALONE: Counter = Counter::new();
 static COMPACTION_PROMOTED: Counter = Counter::new();
+//@ end
 
+//@ promotion
 /// Counts a range a round examined, with its result (`enum cs614_promote_result`).
 pub(crate) fn count_promote_result(result: u32) {
     RANGES_EXAMINED.add(1);
@@ -75,7 +84,9 @@ pub(crate) fn count_promote_result(result: u32) {
         counter.add(1);
     }
 }
+//@ end
 
+//@ compaction
 /// Counts a compaction.
 pub(crate) fn count_compaction(s: &CompactStats, ok: bool) {
     if ok {
@@ -87,11 +98,13 @@ pub(crate) fn count_compaction(s: &CompactStats, ok: bool) {
     COMPACTED_ALONE.add(s.alone);
     COMPACTION_PROMOTED.add(s.promoted);
 }
+//@ end
 
 /// Writes every counter, one `name value` a line.
 pub(crate) fn show(f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f, "moves {}", MOVES.get())?;
     writeln!(f, "moves_failed {}", MOVES_FAILED.get())?;
+    //@ promotion
     writeln!(f, "rounds {}", ROUNDS.get())?;
     writeln!(f, "round_mms {}", ROUND_MMS.get())?;
     writeln!(f, "ranges_examined {}", RANGES_EXAMINED.get())?;
@@ -101,9 +114,13 @@ pub(crate) fn show(f: &mut fmt::Formatter<'_>) -> fmt::Result {
     // SAFETY: Always safe to call.
     let demotions = unsafe { bindings::nr_vma_split_demotions() };
     writeln!(f, "demotions {demotions}")?;
+    //@ end
+    //@ compaction
     writeln!(f, "compactions {}", COMPACTIONS.get())?;
     writeln!(f, "compactions_failed {}", COMPACTIONS_FAILED.get())?;
     writeln!(f, "compacted_batched {}", COMPACTED_BATCHED.get())?;
     writeln!(f, "compacted_alone {}", COMPACTED_ALONE.get())?;
-    writeln!(f, "compaction_promoted {}", COMPACTION_PROMOTED.get())
+    writeln!(f, "compaction_promoted {}", COMPACTION_PROMOTED.get())?;
+    //@ end
+    Ok(())
 }

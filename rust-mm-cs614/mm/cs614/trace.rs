@@ -1,13 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The trace events of cs614, declared in `include/trace/events/cs614.h`.
+//@ promotion
 //!
 //! The demotion event fires from C, in `split_folio_cut_by_vma_split()`.
+//@ end
 
 use kernel::{
     ffi::{
         c_int,
+        //@ promotion
         c_uint,
+        //@ end
         c_ulong, //
     },
     prelude::*,
@@ -17,13 +21,17 @@ use kernel::{
 declare_trace! {
     unsafe fn cs614_move(pid: c_int, old_start: c_ulong, old_end: c_ulong, new_start: c_ulong,
                          ret: c_int);
+    //@ promotion
     unsafe fn cs614_round_start(mms: c_uint);
     unsafe fn cs614_round_end(mms: c_uint, examined: c_ulong, promoted: c_ulong,
                               skipped: c_ulong, duration_ns: u64);
     unsafe fn cs614_promote_range(pid: c_int, addr: c_ulong, result: c_int);
+    //@ end
+    //@ compaction
     #[allow(clippy::too_many_arguments)]
     unsafe fn cs614_compact(pid: c_int, start: c_ulong, pages: c_ulong, populated: c_ulong,
                             batched: c_ulong, alone: c_ulong, promoted: c_ulong, ret: c_int);
+    //@ end
 }
 
 /// The errno of `ret`, `0` for success, as the events report it.
@@ -49,6 +57,7 @@ pub(crate) fn trace_move(pid: i32, old: (usize, usize), new_start: usize, ret: c
     }
 }
 
+//@ promotion
 /// A promotion round starts, with `mms` registered.
 pub(crate) fn trace_round_start(mms: usize) {
     // SAFETY: Always safe to call.
@@ -74,7 +83,9 @@ pub(crate) fn trace_promote_range(pid: i32, addr: usize, result: u32) {
     // SAFETY: Always safe to call.
     unsafe { cs614_promote_range(pid, addr as c_ulong, result as c_int) }
 }
+//@ end
 
+//@ compaction
 /// What one compaction did.
 #[derive(Default)]
 pub(crate) struct CompactStats {
@@ -104,3 +115,4 @@ pub(crate) fn trace_compact(pid: i32, start: usize, pages: usize, s: &CompactSta
         )
     }
 }
+//@ end
