@@ -4,7 +4,7 @@
 //! Compacting a VMA range: `IOCTL_COMPACT_VMA`.
 //!
 //! The populated pages of the range move, in ascending order, to its front; the holes end up at
-//! its back. Pages move by their page table entries (`GupFastFence::pack_anon_pages`: the
+//! its back. Pages move by their page table entries (`GupFastFenceExt::pack_anon_pages`: the
 //! machinery of `UFFDIO_MOVE`, batched per page table), never by copy.
 //!
 //! The call either does all of its work or changes nothing (but for a fatal signal, which kills
@@ -27,6 +27,10 @@
 //! visited either: `populated_pages` skips missing page tables at the level they are missing.
 
 use crate::{
+    mm_ext::{
+        GupFastFenceExt,
+        POPULATED_LARGE, //
+    },
     promote::{
         self,
         PendingRegistration,
@@ -39,8 +43,7 @@ use kernel::{
     mm::{
         pin::PinnedUserRange,
         virt::flags,
-        MmWithUser,
-        POPULATED_LARGE, //
+        MmWithUser, //
     },
     page::PAGE_SIZE,
     pr_warn_once,

@@ -59,6 +59,7 @@ use kernel::{
 //@ compaction
 mod compact;
 //@ end
+mod mm_ext;
 //@ promotion
 mod promote;
 //@ end

@@ -5,9 +5,9 @@
 //!
 //! `IOCTL_PROMOTE_VMA` registers the caller's mm. Writing `1` to the flag asks the one promotion
 //! thread, `cs614_promote`, for a round: for each registered mm it asks khugepaged's collapse
-//! code, through `MmWithUser::collapse_populated_pmd`, to turn every 2 MiB-aligned range inside
-//! a private anonymous VMA whose 512 pages are all present into a PMD-mapped huge page. The flag
-//! reads `1` from the request until the round is over.
+//! code, through `CollapseControl::collapse_populated_pmd`, to turn every 2 MiB-aligned range
+//! inside a private anonymous VMA whose 512 pages are all present into a PMD-mapped huge page.
+//! The flag reads `1` from the request until the round is over.
 //!
 //! A registered mm also has `MMF_CS614_DEMOTE` set, which makes a VMA split demote the huge page
 //! it cuts (see `cs614_vma_split()` in `mm/vma.h`).
@@ -20,23 +20,29 @@
 //! it, so an exiting process is never kept alive by a registration, only by a round in progress.
 
 use crate::{
+    mm_ext::{
+        self,
+        CollapseControl,
+        MmapReadGuardExt, //
+    },
     stats,
     trace, //
 };
 use core::fmt;
 use kernel::{
-    bindings, current,
+    bindings,
+    current,
     kthread::{
         KThread,
         KThreadContext, //
     },
     mm::{
         self,
-        CollapseControl,
         Mm,
         MmWithUser, //
     },
-    new_mutex, pr_warn_once,
+    new_mutex,
+    pr_warn_once,
     prelude::*,
     sync::{
         aref::ARef,
@@ -54,7 +60,7 @@ use kernel::{
     time::{
         Instant,
         Monotonic, //
-    },
+    }, //
 };
 
 /// The size of a PMD-mapped huge page.
@@ -83,7 +89,7 @@ pub(crate) fn promote_now(mm: &MmWithUser, start: usize, end: usize) -> usize {
     mm::lru_add_drain_all();
     (first..last)
         .step_by(HPAGE_SIZE)
-        .filter(|&addr| mm.collapse_populated_pmd(addr, &mut cc) == PROMOTED)
+        .filter(|&addr| cc.collapse_populated_pmd(mm, addr) == PROMOTED)
         .count()
 }
 //@ end
@@ -307,7 +313,7 @@ impl PendingRegistration<'_> {
             None => {
                 let id = registry.next_id;
                 registry.next_id += 1;
-                self.mm.set_demote_on_split(true);
+                mm_ext::set_demote_on_split(&self.mm, true);
                 let entry = Registered {
                     id,
                     mm: self.mm.clone(),
@@ -369,7 +375,7 @@ impl PinnedDrop for Registrations {
                     r.files -= 1;
                 }
                 if r.files == 0 {
-                    r.mm.set_demote_on_split(false);
+                    mm_ext::set_demote_on_split(&r.mm, false);
                 }
                 r.files != 0
             });
@@ -551,7 +557,7 @@ fn promote_mm(
             let addr = entry & !RESULT_MASK;
             let mut result = (entry & RESULT_MASK) as u32;
             if result == PROMOTED {
-                result = mm.collapse_populated_pmd(addr, cc);
+                result = cc.collapse_populated_pmd(mm, addr);
             }
             round.examined += 1;
             round.promoted += usize::from(result == PROMOTED);

@@ -111,9 +111,7 @@ pub(crate) fn show(f: &mut fmt::Formatter<'_>) -> fmt::Result {
     for (name, counter) in RESULT_NAMES.iter().zip(PROMOTE.iter()) {
         writeln!(f, "promote_{name} {}", counter.get())?;
     }
-    // SAFETY: Always safe to call.
-    let demotions = unsafe { bindings::nr_vma_split_demotions() };
-    writeln!(f, "demotions {demotions}")?;
+    writeln!(f, "demotions {}", crate::mm_ext::nr_vma_split_demotions())?;
     //@ end
     //@ compaction
     writeln!(f, "compactions {}", COMPACTIONS.get())?;

@@ -4,9 +4,10 @@
 //!
 //! The destination is validated, or searched for, and the VMA moved under one hold of the mmap
 //! write lock, so no other thread can map the destination in between. The page-table work is
-//! mremap()'s own, through `MmapWriteGuard::move_whole_vma`.
+//! mremap()'s own, through `MmapWriteGuardExt::move_whole_vma`.
 
 use crate::{
+    mm_ext::MmapWriteGuardExt,
     stats,
     trace, //
 };
