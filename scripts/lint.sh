@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # Static checks of what this project changes in the kernel:
-#  - scripts/checkpatch.pl --strict on every patch of the series,
+#  - scripts/checkpatch.pl --strict on every patch of the series and on the
+#    overlays' C and reStructuredText files,
 #  - rustfmt --check on every Rust file the series or the overlay touches, and on the
 #    component as each of its earlier patches leaves it,
 #  - a CLIPPY=1 build of the Rust code (rust/ and mm/cs614/), no warnings,
@@ -39,6 +40,21 @@ checkpatch() {
 			fail=1
 		fi
 	done <<<"$patches"
+	# The overlays' C and reStructuredText files, which 'make rfc' folds into
+	# the series. The selftests are user space: they use <stdint.h> types and
+	# have no BIT_ULL(); 'volatile' forces reads of probed memory; SPACING is
+	# checkpatch reading FIXTURE_DATA(name) *self as a multiplication. The
+	# cover letter says so for the remarks 'make rfc' gets.
+	out=$(in_root perl "$linux/scripts/checkpatch.pl" --strict --no-tree -q -f \
+		--ignore PREFER_KERNEL_TYPES,VOLATILE,BIT_MACRO,SPACING \
+		"$CS614_TOP"/selftests/*.[ch] || true)
+	out+=$(in_root perl "$linux/scripts/checkpatch.pl" --strict --no-tree -q -f \
+		"$CS614_TOP"/rust-mm-cs614/Documentation/*/*.rst || true)
+	if [ -n "$out" ]; then
+		log "checkpatch: the overlays"
+		echo "$out"
+		fail=1
+	fi
 }
 
 rustfmt_check() {

@@ -70,10 +70,11 @@ fold() {
 	r commit -q --amend --no-edit
 }
 
-# cut PATCH_FILE REGEX FEATURE: if a line of the patch matches REGEX (the
-# patch of FEATURE of the component), write mm/cs614/*.rs as they are once
-# FEATURE is added (scripts/series-cut.py) and amend the commit just applied.
-cut() {
+# fold_feature PATCH_FILE REGEX FEATURE: if a line of the patch matches REGEX
+# (the patch of FEATURE of the component), write mm/cs614/*.rs as they are
+# once FEATURE is added (scripts/series-cut.py) and amend the commit just
+# applied.
+fold_feature() {
 	local patch=$1 wired=$2 feature=$3
 	grep -q -e "$wired" "$patch" || return 0
 	python3 "$CS614_TOP/scripts/series-cut.py" "$feature" \
@@ -85,9 +86,9 @@ cut() {
 patches=$(series_patches)
 while read -r p; do
 	r am -q "$p" || die "patch $(basename "$p") does not apply"
-	cut "$p" '^+obj-\$(CONFIG_CS614) += cs614\.o' move
-	cut "$p" '^Subject: \[PATCH\] mm/cs614: promote ' promotion
-	cut "$p" '^Subject: \[PATCH\] mm/cs614: compact ' compaction
+	fold_feature "$p" '^+obj-\$(CONFIG_CS614) += cs614\.o' move
+	fold_feature "$p" '^Subject: \[PATCH\] mm/cs614: promote ' promotion
+	fold_feature "$p" '^Subject: \[PATCH\] mm/cs614: compact ' compaction
 	fold "$p" '^+++ b/tools/mm/Makefile$' "$CS614_TOP/rust-mm-cs614/tools/mm/cs614-map" \
 		tools/mm/cs614-map
 	fold "$p" '^+++ b/tools/testing/selftests/Makefile$' "$CS614_TOP/selftests/." \

@@ -312,10 +312,10 @@ int main(void)
 	ksft_test_result(rounds_by_size(), "16 TiB round <= 2 x 1 GiB round\n");
 	ksft_print_msg("unmapping half of each of %d huge pages (%lu MiB), medians of %d:\n",
 		       SPLIT_THPS, SPLIT_THPS * HPAGE / 2 / MB, SPLIT_REPS);
-	ksft_print_msg("  eager demotion: %.1f MiB freed at once, %ld THPs left partially mapped, "
-		       "munmap %.0f us\n", eager.freed_mb, eager.partial, eager.munmap_us);
-	ksft_print_msg("  deferred split: %.1f MiB freed at once, %ld THPs left partially mapped, "
-		       "munmap %.0f us\n", deferred.freed_mb, deferred.partial, deferred.munmap_us);
+	ksft_print_msg("  eager: %.1f MiB freed at once, %ld partial THPs, munmap %.0f us\n",
+		       eager.freed_mb, eager.partial, eager.munmap_us);
+	ksft_print_msg("  deferred: %.1f MiB freed at once, %ld partial THPs, munmap %.0f us\n",
+		       deferred.freed_mb, deferred.partial, deferred.munmap_us);
 	ksft_test_result(eager.freed_mb >= 0.9 * SPLIT_THPS * HPAGE / 2 / MB,
 			 "eager demotion frees the unmapped halves at once\n");
 	cs614_thp_restore();
