@@ -41,12 +41,13 @@ use kernel::{
     //@ end
     prelude::*, //
 };
-//@ promotion
 
-/// Converts what a C entry point returns, a count or a negative errno, to a `Result`.
+/// Converts what a C entry point returns, a count or an address, or a negative errno, to a
+/// `Result`.
 fn count_or_errno(ret: isize) -> Result<usize> {
     usize::try_from(ret).map_err(|_| Error::from_errno(ret as c_int))
 }
+//@ promotion
 
 /// Runs `walk`, a C walk of the page tables of `start..end` of a vma that stores addresses in a
 /// buffer and where to continue in `*next`, over `addrs`: returns how many it stored and where
@@ -62,9 +63,9 @@ fn walk_into(
     Ok((count, next))
 }
 
-/// Checks that `vma` is a vma of the mm at `mm`.
-fn own_vma(mm: *mut bindings::mm_struct, vma: &VmaRef) -> Result {
-    if vma.mm().as_raw() == mm {
+/// Checks that `vma` is a vma of `mm`.
+fn own_vma(mm: &Mm, vma: &VmaRef) -> Result {
+    if vma.mm().as_raw() == mm.as_raw() {
         Ok(())
     } else {
         Err(EINVAL)
@@ -92,11 +93,7 @@ impl MmapWriteGuardExt for MmapWriteGuard<'_> {
         let ret = unsafe { bindings::mremap_move_whole_vma(vma.as_ptr(), new_addr) };
         // The C function returns an address below `TASK_SIZE` or a negative errno, like
         // mremap(); reinterpret it as `IS_ERR_VALUE()` does.
-        let ret = ret as isize;
-        if ret < 0 {
-            return Err(Error::from_errno(ret as c_int));
-        }
-        Ok(ret as usize)
+        count_or_errno(ret as isize)
     }
 }
 //@ promotion
@@ -149,7 +146,7 @@ impl MmapReadGuardExt for MmapReadGuard<'_> {
         end: usize,
         addrs: &mut [usize],
     ) -> Result<(usize, usize)> {
-        own_vma(self.mm().as_raw(), vma)?;
+        own_vma(self.mm(), vma)?;
         walk_into(addrs, end, |buf, max, next| {
             // SAFETY: We hold the mmap read lock of the mm of `vma`; `buf` has room for `max`
             // addresses and `next` is a valid location.
@@ -284,7 +281,7 @@ impl GupFastFenceExt for GupFastFence<'_, '_> {
         end: usize,
         addrs: &mut [usize],
     ) -> Result<(usize, usize)> {
-        own_vma(self.mm().as_raw(), vma)?;
+        own_vma(self.mm(), vma)?;
         walk_into(addrs, end, |buf, max, next| {
             // SAFETY: We hold the mmap write lock of the mm of `vma`, which is write-locked;
             // `buf` has room for `max` addresses and `next` is a valid location.
@@ -293,14 +290,14 @@ impl GupFastFenceExt for GupFastFence<'_, '_> {
     }
 
     fn split_large_folios(&self, vma: &VmaWriteLocked, start: usize, end: usize) -> Result {
-        own_vma(self.mm().as_raw(), vma)?;
+        own_vma(self.mm(), vma)?;
         // SAFETY: We hold the mmap write lock of the mm of `vma`, which is write-locked; the C
         // function checks the range against `vma`.
         to_result(unsafe { bindings::vma_split_large_folios(vma.as_ptr(), start, end) })
     }
 
     fn alloc_page_tables(&self, vma: &VmaWriteLocked, start: usize, end: usize) -> Result {
-        own_vma(self.mm().as_raw(), vma)?;
+        own_vma(self.mm(), vma)?;
         // SAFETY: We hold the mmap write lock of the mm of `vma`; the C function checks the
         // range against `vma`.
         to_result(unsafe { bindings::vma_alloc_page_tables(vma.as_ptr(), start, end) })
@@ -313,7 +310,7 @@ impl GupFastFenceExt for GupFastFence<'_, '_> {
         src: usize,
         len: usize,
     ) -> Result<(usize, usize)> {
-        own_vma(self.mm().as_raw(), vma)?;
+        own_vma(self.mm(), vma)?;
         let mut alone = 0;
         // SAFETY: We hold the mmap write lock of the mm of `vma`, which is write-locked, and
         // GUP-fast is fenced, as the C function requires; it checks the addresses against `vma`.
