@@ -28,13 +28,15 @@
 
 use crate::{
     mm_ext::{
+        self,
         GupFastFenceExt,
+        PackedMove,
+        PACKED_VANISHED,
         POPULATED_LARGE, //
     },
     promote::{
         self,
-        PendingRegistration,
-        HPAGE_SIZE, //
+        PendingRegistration, //
     },
     trace::CompactStats, //
 };
@@ -43,7 +45,9 @@ use kernel::{
     mm::{
         pin::PinnedUserRange,
         virt::flags,
-        MmWithUser, //
+        GupFastFence,
+        MmWithUser,
+        VmaWriteLocked, //
     },
     page::PAGE_SIZE,
     pr_warn_once,
@@ -89,6 +93,12 @@ impl Request {
         if table < end && start < table_end {
             return Err(EINVAL);
         }
+        // A large folio that the table shared with the range would be pinned, and its pages in
+        // the range could not move.
+        mm_ext::split_folios_straddling(
+            table & !(PAGE_SIZE - 1),
+            table_end.checked_next_multiple_of(PAGE_SIZE).ok_or(EFAULT)?,
+        );
         Ok(Self {
             start,
             pages,
@@ -144,8 +154,13 @@ impl Request {
 /// VMA is registered with userfaultfd, or a populated page is shared with another process
 /// (fork; a swapped-out one included), pinned, owned by a device, a large folio that cannot be
 /// split or in the swap cache; `EHWPOISON` for a poisoned page; `ENOMEM`; `EINTR` if a fatal
-/// signal arrives before the first move. A fatal signal after it leaves the range partly
-/// compacted (every byte in a page of the range) for a process that is being killed.
+/// signal arrives before the first move.
+///
+/// A fatal signal after the first move leaves the range partly compacted, every page in it
+/// once, and the table unwritten: the caller's threads die with it, but another process that
+/// shares the mm (`clone(CLONE_VM)` without `CLONE_THREAD`) lives on and sees the range so. A
+/// populated page that reclaim discards between the walk and its move (a lazyfree page) leaves
+/// no hole in the front: it becomes a hole of the table, as it became one of the range.
 ///
 /// `stats` receives what it did, for the trace event and the counters.
 pub(crate) fn compact(
@@ -169,37 +184,109 @@ pub(crate) fn compact(
     req.write_table(&populated)
 }
 
-/// Moves the populated pages of the range to its front; returns their original indices.
+/// Moves the populated pages of the range to its front; returns the original indices of those
+/// now there, ascending.
 fn compact_locked(mm: &MmWithUser, req: &Request, stats: &mut CompactStats) -> Result<KVVec<u32>> {
-    // Allocated before the lock: the less done under it, the shorter other threads wait.
-    let mut batch = KVec::from_elem(0usize, WALK_BATCH, GFP_KERNEL)?;
+    // Allocated before the lock, and charged to the caller: the less done under the lock, the
+    // shorter other threads wait.
+    let mut batch = KVec::from_elem(0usize, WALK_BATCH, GFP_KERNEL_ACCOUNT)?;
+    let mut pm = PackedMove::new()?;
     let mut guard = mm.mmap_write_lock_killable()?;
-    let fence = guard.fence_gup_fast();
-    let vma = fence.vma_lookup(req.start).ok_or(EINVAL)?;
-    if req.end() > vma.end()
-        || !vma.is_anonymous()
-        || vma.flags() & (flags::SHARED | flags::WRITE) != flags::WRITE
-    {
-        return Err(EINVAL);
-    }
-    let vma = fence.vma_start_write(vma)?;
+    guard.fence_gup_fast(|fence| {
+        let vma = fence.vma_lookup(req.start).ok_or(EINVAL)?;
+        if req.end() > vma.end()
+            || !vma.is_anonymous()
+            || vma.flags() & (flags::SHARED | flags::WRITE) != flags::WRITE
+        {
+            return Err(EINVAL);
+        }
+        let vma = fence.vma_start_write(vma)?;
+        let (mut populated, large) = collect(fence, vma, req, &mut batch)?;
 
-    // Collect every populated page, ascending, and the runs `[first, end)` of those that
-    // belong to large folios: a page that cannot move fails the request here.
+        // The pages already in place, a prefix, stay. The large folios of the others are split,
+        // and the page tables of the destination allocated, before any page moves.
+        let k = populated.len();
+        stats.populated = k;
+        let first = populated
+            .iter()
+            .enumerate()
+            .position(|(j, &p)| p as usize != j)
+            .unwrap_or(k);
+        if first == k {
+            return Ok(populated);
+        }
+        for &(from, to) in large.iter() {
+            let from = (from as usize).max(first);
+            if from < to as usize {
+                fence.split_large_folios(vma, req.addr(from), req.addr(to as usize))?;
+            }
+        }
+        fence.alloc_page_tables(vma, req.addr(first), req.addr(k))?;
+
+        // The page of rank `j` moves from index `populated[j] > j` to the next free slot: in
+        // ascending order, the slots below it are filled and the others up to `populated[j]`
+        // empty by then. A page that reclaim discarded since the walk (lazyfree) takes no slot
+        // and leaves the list: it becomes a hole of the table, as it became one of the range.
+        let mut kept = first;
+        let mut j = first;
+        while j < k {
+            let n = (k - j).min(WALK_BATCH);
+            let srcs = batch.get_mut(..n).ok_or(EINVAL)?;
+            for (src, &p) in srcs.iter_mut().zip(populated.get(j..j + n).ok_or(EINVAL)?) {
+                *src = req.addr(p as usize);
+            }
+            let (done, alone) = fence.pack_anon_pages(&mut pm, vma, req.addr(kept), srcs)?;
+            if done != n {
+                // Cut short by a fatal signal, the caller being killed; else by a pin that
+                // lasted, which the fence should have made impossible.
+                if kernel::current!().signal_pending() {
+                    return Err(EINTR);
+                }
+                pr_warn_once!("compaction did {done} pages of {n}\n");
+                return Err(EIO);
+            }
+            let mut moved = 0;
+            for (i, &src) in srcs.iter().enumerate() {
+                if src & PACKED_VANISHED != 0 {
+                    stats.vanished += 1;
+                    continue;
+                }
+                let p = *populated.get(j + i).ok_or(EINVAL)?;
+                *populated.get_mut(kept).ok_or(EINVAL)? = p;
+                kept += 1;
+                moved += 1;
+            }
+            stats.alone += alone;
+            stats.batched += moved - alone.min(moved);
+            j += n;
+        }
+        populated.truncate(kept);
+        Ok(populated)
+    })
+}
+
+/// Collects every populated page of the range, ascending, and the runs `[first, end)` of those
+/// that belong to large folios: a page that cannot move fails the request here.
+fn collect(
+    fence: &GupFastFence<'_, '_>,
+    vma: &VmaWriteLocked,
+    req: &Request,
+    batch: &mut [usize],
+) -> Result<(KVVec<u32>, KVVec<(u32, u32)>)> {
     let mut populated = KVVec::<u32>::new();
     let mut large = KVVec::<(u32, u32)>::new();
     let mut cursor = req.start;
     while cursor < req.end() {
-        let (count, next) = fence.populated_pages(vma, cursor, req.end(), &mut batch)?;
+        let (count, next) = fence.populated_pages(vma, cursor, req.end(), batch)?;
         let addrs = batch.get(..count).ok_or(EINVAL)?;
-        populated.reserve(count, GFP_KERNEL)?;
+        populated.reserve(count, GFP_KERNEL_ACCOUNT)?;
         for &addr in addrs {
             let i = req.index(addr & !POPULATED_LARGE);
             populated.push_within_capacity(i).map_err(|_| ENOMEM)?;
             if addr & POPULATED_LARGE != 0 {
                 match large.last_mut() {
                     Some(run) if run.1 == i => run.1 = i + 1,
-                    _ => large.push((i, i + 1), GFP_KERNEL)?,
+                    _ => large.push((i, i + 1), GFP_KERNEL_ACCOUNT)?,
                 }
             }
         }
@@ -208,61 +295,6 @@ fn compact_locked(mm: &MmWithUser, req: &Request, stats: &mut CompactStats) -> R
     if populated.is_empty() {
         return Err(ENOENT);
     }
-
-    // The pages already in place, a prefix, stay. The large folios of the others are split,
-    // and the page tables of the destination allocated, before any page moves.
-    let k = populated.len();
-    stats.populated = k;
-    let first = populated
-        .iter()
-        .enumerate()
-        .position(|(j, &p)| p as usize != j)
-        .unwrap_or(k);
-    if first == k {
-        return Ok(populated);
-    }
-    for &(from, to) in large.iter() {
-        let from = (from as usize).max(first);
-        if from < to as usize {
-            fence.split_large_folios(vma, req.addr(from), req.addr(to as usize))?;
-        }
-    }
-    fence.alloc_page_tables(vma, req.addr(first), req.addr(k))?;
-
-    // The page of rank `j` moves from index `populated[j] >= j` to `j`. In ascending order,
-    // slots below `j` are filled and those from `j` up to `populated[j]` empty by then, so
-    // every destination is empty when its turn comes. One call moves a run of adjacent source
-    // page tables (2 MiB each) that hold pages, so that no call crosses unpopulated ones; it
-    // must move exactly the pages collected there, or the range changed under the locks.
-    let mut j = first;
-    while let Some(rest) = populated.get(j..) {
-        let Some(&p) = rest.first() else {
-            break;
-        };
-        let src = req.addr(p as usize);
-        let mut src_end = (src / HPAGE_SIZE + 1) * HPAGE_SIZE;
-        let mut expected = 0;
-        while let Some(tail) = rest.get(expected..) {
-            expected += tail.partition_point(|&q| req.addr(q as usize) < src_end);
-            match rest.get(expected) {
-                Some(&q) if req.addr(q as usize) < src_end.saturating_add(HPAGE_SIZE) => {
-                    src_end += HPAGE_SIZE
-                }
-                _ => break,
-            }
-        }
-        let src_end = src_end.min(req.end());
-        // After a short call (a fatal signal), the next one fails with `EINTR`.
-        let (moved, alone) = fence.pack_anon_pages(vma, req.addr(j), src, src_end - src)?;
-        let moved = moved / PAGE_SIZE;
-        stats.alone += alone;
-        stats.batched += moved.saturating_sub(alone);
-        if moved == 0 || moved > expected {
-            pr_warn_once!("compaction moved {moved} pages of {expected}\n");
-            return Err(EIO);
-        }
-        j += moved;
-    }
-    Ok(populated)
+    Ok((populated, large))
 }
 //@ end

@@ -344,6 +344,7 @@ impl kernel::InPlaceModule for Cs614Module {
                 c"promote",
                 0o644,
                 PromoteFlag,
+                kernel::sync::static_lock_class!(),
             ),
             //@ end
             _debugfs: debugfs,

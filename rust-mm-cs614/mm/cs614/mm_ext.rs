@@ -216,6 +216,50 @@ impl Drop for CollapseControl {
 /// folio: moving it needs [`GupFastFenceExt::split_large_folios`] first.
 pub(crate) const POPULATED_LARGE: usize = bindings::VMA_POPULATED_LARGE as usize;
 
+/// Set by [`GupFastFenceExt::pack_anon_pages`] on the address of a page that was gone when its
+/// turn came: reclaim discarded it (a lazyfree page) after the walk. It took no destination.
+pub(crate) const PACKED_VANISHED: usize = bindings::PACKED_MOVE_VANISHED as usize;
+
+/// Splits the large folios that the user memory `start..end` of the current process (page
+/// aligned) shares with memory outside it, so that pinning it pins nothing else. Best effort: a
+/// folio that cannot be split now is left whole.
+pub(crate) fn split_folios_straddling(start: usize, end: usize) {
+    // SAFETY: Always safe to call from process context: the C function takes the locks it needs
+    // and only looks at the current process's mappings.
+    unsafe { bindings::split_folios_straddling(start, end) };
+}
+
+/// What [`GupFastFenceExt::pack_anon_pages`] needs besides the locks: room for a page table's
+/// entries, allocated (and charged to the caller's memory cgroup) before the mmap lock is taken,
+/// so that nothing is allocated once pages move.
+///
+/// # Invariants
+///
+/// `ptr` is a state returned by `packed_move_alloc()`, owned by this value.
+pub(crate) struct PackedMove {
+    ptr: NonNull<bindings::packed_move>,
+}
+
+impl PackedMove {
+    /// Allocates the state; fails with `ENOMEM`.
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: `packed_move_alloc` may be called from any context that may sleep.
+        let ptr = unsafe { bindings::packed_move_alloc() };
+        // INVARIANT: A non-NULL result is a state this value now owns.
+        Ok(Self {
+            ptr: NonNull::new(ptr).ok_or(ENOMEM)?,
+        })
+    }
+}
+
+impl Drop for PackedMove {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariants, `ptr` is a state of `packed_move_alloc()` that this
+        // value owns; nothing uses it afterwards.
+        unsafe { bindings::packed_move_free(self.ptr.as_ptr()) };
+    }
+}
+
 /// Compaction's page walk and moves, in a vma write-locked and GUP-fast fenced: from the walk
 /// that accepts the pages to the last move, nothing but the caller changes them.
 pub(crate) trait GupFastFenceExt {
@@ -249,27 +293,28 @@ pub(crate) trait GupFastFenceExt {
     /// cannot fail for want of one. Fails with `ENOMEM`.
     fn alloc_page_tables(&self, vma: &VmaWriteLocked, start: usize, end: usize) -> Result;
 
-    /// Moves the pages that `src..src + len` of `vma` maps, in ascending order, to consecutive
-    /// pages from `dst`, skipping the holes, zero copy, as `UFFDIO_MOVE` does page by page: the
-    /// page table entries move, the pages and their contents stay.
+    /// Moves the pages at the addresses `srcs` holds, in ascending order, to consecutive pages
+    /// from `dst`, zero copy, as `UFFDIO_MOVE` does page by page: the page table entries move,
+    /// the pages and their contents stay. A page gone when its turn comes (reclaim discarded a
+    /// lazyfree page) takes no destination and gets [`PACKED_VANISHED`] set in `srcs`.
     ///
-    /// `dst` must be below `src`, both inside `vma`, which must be a private, writable anonymous
-    /// vma not registered with userfaultfd (`EBUSY`), and each destination page empty when its
-    /// turn comes (`EEXIST`): `dst..src` empty will do. The pages must have been accepted by
-    /// [`GupFastFenceExt::populated_pages`] under this fence, and their large folios split.
-    /// Returns the number of bytes filled from `dst`, fewer than the source holds only if a
-    /// fatal signal arrived, and how many of the pages moved one by one rather than in a batch
-    /// of their page table (the zero page, swap and migration entries, pages still in an
-    /// ancestor's anon_vma after fork); `ENOENT` if the source maps no page.
+    /// `vma` must be a private, writable anonymous vma not registered with userfaultfd
+    /// (`EBUSY`); `dst` inside it, each address of `srcs` above the page it goes to (`EINVAL`),
+    /// and each destination empty when its turn comes (`EEXIST`). The pages must have been
+    /// accepted by [`GupFastFenceExt::populated_pages`] under this fence, and their large folios
+    /// split. No address maps two pages at once for two CPUs: a slot emptied by an earlier move
+    /// is flushed from the TLB before it is refilled.
     ///
-    /// A source without page tables costs a page table walk per 2 MiB: pass the parts of a
-    /// sparse range that hold pages.
+    /// Returns how many addresses of `srcs` it did (moved, or marked vanished), all of them but
+    /// on a fatal signal, and how many pages moved one by one rather than in a batch of their
+    /// page table (the zero page, swap and migration entries, pages still in an ancestor's
+    /// anon_vma after fork).
     fn pack_anon_pages(
         &self,
+        pm: &mut PackedMove,
         vma: &VmaWriteLocked,
         dst: usize,
-        src: usize,
-        len: usize,
+        srcs: &mut [usize],
     ) -> Result<(usize, usize)>;
 }
 
@@ -305,18 +350,28 @@ impl GupFastFenceExt for GupFastFence<'_, '_> {
 
     fn pack_anon_pages(
         &self,
+        pm: &mut PackedMove,
         vma: &VmaWriteLocked,
         dst: usize,
-        src: usize,
-        len: usize,
+        srcs: &mut [usize],
     ) -> Result<(usize, usize)> {
         own_vma(self.mm(), vma)?;
+        let nr = u32::try_from(srcs.len()).map_err(|_| EINVAL)?;
         let mut alone = 0;
         // SAFETY: We hold the mmap write lock of the mm of `vma`, which is write-locked, and
         // GUP-fast is fenced, as the C function requires; it checks the addresses against `vma`.
-        // `alone` is a valid location.
-        let ret =
-            unsafe { bindings::move_anon_pages_packed(vma.as_ptr(), dst, src, len, &mut alone) };
+        // `pm` is a live state used by this call alone, being borrowed mutably; `srcs` holds
+        // `nr` addresses; `alone` is a valid location.
+        let ret = unsafe {
+            bindings::move_anon_pages_packed(
+                pm.ptr.as_ptr(),
+                vma.as_ptr(),
+                dst,
+                srcs.as_mut_ptr(),
+                nr,
+                &mut alone,
+            )
+        };
         Ok((count_or_errno(ret)?, alone))
     }
 }

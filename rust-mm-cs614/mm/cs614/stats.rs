@@ -73,6 +73,7 @@ static COMPACTIONS: Counter = Counter::new();
 static COMPACTIONS_FAILED: Counter = Counter::new();
 static COMPACTED_BATCHED: Counter = Counter::new();
 static COMPACTED_ALONE: Counter = Counter::new();
+static COMPACTED_VANISHED: Counter = Counter::new();
 static COMPACTION_PROMOTED: Counter = Counter::new();
 //@ end
 
@@ -96,6 +97,7 @@ pub(crate) fn count_compaction(s: &CompactStats, ok: bool) {
     }
     COMPACTED_BATCHED.add(s.batched);
     COMPACTED_ALONE.add(s.alone);
+    COMPACTED_VANISHED.add(s.vanished);
     COMPACTION_PROMOTED.add(s.promoted);
 }
 //@ end
@@ -118,6 +120,7 @@ pub(crate) fn show(f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f, "compactions_failed {}", COMPACTIONS_FAILED.get())?;
     writeln!(f, "compacted_batched {}", COMPACTED_BATCHED.get())?;
     writeln!(f, "compacted_alone {}", COMPACTED_ALONE.get())?;
+    writeln!(f, "compacted_vanished {}", COMPACTED_VANISHED.get())?;
     writeln!(f, "compaction_promoted {}", COMPACTION_PROMOTED.get())?;
     //@ end
     Ok(())

@@ -95,6 +95,8 @@ pub(crate) struct CompactStats {
     pub(crate) batched: usize,
     /// Pages moved one by one.
     pub(crate) alone: usize,
+    /// Populated pages that reclaim discarded (lazyfree) before their move: holes now.
+    pub(crate) vanished: usize,
     /// Huge pages made of the new front.
     pub(crate) promoted: usize,
 }
