@@ -19,6 +19,7 @@
 #include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/swap.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -916,6 +918,491 @@ TEST_F(compact, pinned_page_refused)
 	munmap(p, n * PG);
 }
 
+/* The seconds since start, on CLOCK_MONOTONIC. */
+static double seconds_since(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec - start->tv_sec + (now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+/* The first two CPUs the process may run on; false if it may run on one only. */
+static bool two_cpus(int *first, int *second)
+{
+	cpu_set_t set;
+	int cpu, k = 0;
+
+	if (sched_getaffinity(0, sizeof(set), &set))
+		return false;
+	for (cpu = 0; cpu < CPU_SETSIZE && k < 2; cpu++) {
+		if (!CPU_ISSET(cpu, &set))
+			continue;
+		if (k++)
+			*second = cpu;
+		else
+			*first = cpu;
+	}
+	return k == 2;
+}
+
+/* Pins the calling thread to cpu. */
+static int pin_to_cpu(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(0, sizeof(set), &set);
+}
+
+/* Starts a thread that runs on cpu only, from its first instruction; an errno. */
+static int start_on_cpu(pthread_t *thread, int cpu, void *(*fn)(void *), void *arg)
+{
+	pthread_attr_t attr;
+	cpu_set_t set;
+	int err;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	err = pthread_attr_init(&attr);
+	if (err)
+		return err;
+	err = pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
+	if (!err)
+		err = pthread_create(thread, &attr, fn, arg);
+	pthread_attr_destroy(&attr);
+	return err;
+}
+
+/* The first word of a page, read once, as another CPU may be changing what maps it. */
+static uint64_t first_word(const void *page)
+{
+	return __atomic_load_n((const uint64_t *)page, __ATOMIC_RELAXED);
+}
+
+/*
+ * A long compaction in little memory: 4 GiB of address space with page 1
+ * and every 64th page from page 3 on populated (16385 pages, 64 MiB), so
+ * that each of its 2048 page tables holds pages and one run of moves spans
+ * them all. Page 1 moves to slot 0 first, then page 3 to slot 1, which page
+ * 1 has just left.
+ */
+#define SPARSE_PAGES	(4 * GB / PG)
+#define SPARSE_STRIDE	64
+#define SPARSE_K	(1 + SPARSE_PAGES / SPARSE_STRIDE)
+
+static bool sparse_populated(size_t i)
+{
+	return i == 1 || i % SPARSE_STRIDE == 3;
+}
+
+/* Maps the sparse range and stamps its pages with seed; NULL on error. */
+static char *sparse_build(uint64_t seed)
+{
+	const size_t len = SPARSE_PAGES * PG;
+	char *p = map_aligned(len);
+	size_t i;
+
+	if (!p)
+		return NULL;
+	/* Nothing to promote afterwards: these tests are about the moves. */
+	if (madvise(p, len, MADV_NOHUGEPAGE)) {
+		munmap(p, len);
+		return NULL;
+	}
+	cs614_stamp(p, 1, seed);
+	for (i = 3; i < SPARSE_PAGES; i += SPARSE_STRIDE)
+		cs614_stamp(p, i, seed);
+	return p;
+}
+
+/* The table of a complete compaction of the sparse range at p, and the pages it names. */
+static bool sparse_table_ok(struct __test_metadata *_metadata, char *p,
+			    const struct entry *t, uint64_t seed)
+{
+	size_t i, r = 0, h = 0;
+	char *want;
+
+	for (i = 0; i < SPARSE_PAGES; i++) {
+		want = sparse_populated(i) ? p + r++ * PG : p + (SPARSE_K + h++) * PG;
+		if (t[i].old != (uintptr_t)(p + i * PG) || t[i].new != (uintptr_t)want) {
+			TH_LOG("entry %zu: { %#lx, %#lx }, want { %p, %p }", i,
+			       (unsigned long)t[i].old, (unsigned long)t[i].new, p + i * PG, want);
+			return false;
+		}
+		if (sparse_populated(i) && !cs614_stamped(want, i, seed)) {
+			TH_LOG("page %zu is not at %p", i, want);
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * What a compaction of the sparse range at p stopped midway must leave:
+ * every one of its pages in it exactly once, and nothing else populated.
+ * *moved counts the pages that are not where they started.
+ */
+static bool sparse_each_once(struct __test_metadata *_metadata, char *p, uint64_t seed,
+			     size_t *moved)
+{
+	const size_t chunk = 65536;
+	uint64_t *pm = malloc(chunk * sizeof(*pm));
+	bool *seen = calloc(SPARSE_PAGES, sizeof(*seen));
+	size_t base, j, s, i, found = 0;
+	bool ok = pm && seen;
+
+	*moved = 0;
+	for (base = 0; ok && base < SPARSE_PAGES; base += chunk) {
+		if (cs614_pagemap_range(p + base * PG, chunk, pm)) {
+			TH_LOG("pagemap: %s", strerror(errno));
+			ok = false;
+		}
+		for (j = 0; ok && j < chunk; j++) {
+			if (!(pm[j] & (CS614_PM_PRESENT | CS614_PM_SWAP)))
+				continue;
+			s = base + j;
+			i = *(uint64_t *)(p + s * PG) ^ seed;
+			if (i >= SPARSE_PAGES || !sparse_populated(i) || seen[i] ||
+			    !cs614_stamped(p + s * PG, i, seed)) {
+				TH_LOG("slot %zu holds %#lx%s", s, (unsigned long)(i ^ seed),
+				       i < SPARSE_PAGES && seen[i] ? ", a page found before" : "");
+				ok = false;
+				break;
+			}
+			seen[i] = true;
+			found++;
+			*moved += s != i;
+		}
+	}
+	if (ok && found != SPARSE_K) {
+		TH_LOG("%zu pages of %zu found", found, (size_t)SPARSE_K);
+		ok = false;
+	}
+	free(pm);
+	free(seen);
+	return ok;
+}
+
+/*
+ * The threads of the coherence test. R1 keeps reading slot S on one CPU.
+ * R2, on the other CPU, has that CPU switch to another mm before each of
+ * its reads of S, so that it cannot hold a TLB entry of ours from before,
+ * and publishes the identity of the page that came into S once it reads
+ * it. R1 reads what R2 published before each of its own reads: once it has
+ * seen it, R1 must not read the page that left S any more.
+ */
+struct coherence {
+	const char *slot;		/* slot S */
+	uint64_t x;			/* the identity of the page that leaves S */
+	uint64_t y;			/* and of the one that comes in */
+	atomic_ulong *turns;		/* bumped at each turn of the process on R2's CPU */
+	atomic_bool stop;
+	atomic_bool in_call;		/* the compaction is under way */
+	atomic_bool ready;		/* R1 has read X at S */
+	atomic_uint_least64_t published;	/* Y, once R2 read it at S */
+	/* R1's counts */
+	unsigned long violations;	/* X read after Y was published */
+	unsigned long strange;		/* neither X nor Y read */
+	unsigned long checks;		/* reads after Y was published, during the call */
+	/* R2's */
+	unsigned long seen;		/* reads of Y during the call */
+};
+
+static void *coherence_r1(void *arg)
+{
+	struct coherence *c = arg;
+	bool ready = false;
+	uint64_t pub, v;
+
+	while (!atomic_load_explicit(&c->stop, memory_order_acquire)) {
+		pub = atomic_load_explicit(&c->published, memory_order_acquire);
+		v = first_word(c->slot);
+		if (v == c->x) {
+			c->violations += pub == c->y;
+			if (!ready)
+				atomic_store_explicit(&c->ready, true, memory_order_release);
+			ready = true;
+		} else if (v != c->y) {
+			c->strange++;
+		}
+		c->checks += pub == c->y && atomic_load_explicit(&c->in_call, memory_order_relaxed);
+	}
+	return NULL;
+}
+
+static void *coherence_r2(void *arg)
+{
+	struct coherence *c = arg;
+	unsigned long turn;
+	uint64_t v;
+
+	while (!atomic_load_explicit(&c->stop, memory_order_acquire)) {
+		/* The other process runs on this CPU in between: a switch of mm, a flush. */
+		turn = atomic_load_explicit(c->turns, memory_order_acquire);
+		while (atomic_load_explicit(c->turns, memory_order_acquire) == turn) {
+			if (atomic_load_explicit(&c->stop, memory_order_acquire))
+				return NULL;
+			sched_yield();
+		}
+		v = first_word(c->slot);
+		if (v == c->y) {
+			atomic_store_explicit(&c->published, v, memory_order_release);
+			c->seen += atomic_load_explicit(&c->in_call, memory_order_relaxed);
+		}
+	}
+	return NULL;
+}
+
+/*
+ * A process with an mm of its own that takes turns on cpu with whoever runs
+ * there, counting its turns in *turns (shared memory). Killed with its
+ * parent.
+ */
+static pid_t start_yielder(int cpu, atomic_ulong *turns)
+{
+	pid_t parent = getpid(), pid = fork();
+
+	if (pid)
+		return pid;
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent || pin_to_cpu(cpu))
+		_exit(1);
+	for (;;) {
+		atomic_fetch_add_explicit(turns, 1, memory_order_release);
+		sched_yield();
+	}
+}
+
+/*
+ * Coherence: a page moved into a slot is never reachable there while
+ * another CPU may still reach the page that left it through a stale TLB
+ * entry. Page 1 (X) leaves slot 1 and page 3 (Y) comes in at the start of a
+ * long run of moves. R1 (see struct coherence) keeps slot 1 in its CPU's
+ * TLB; R2 reads it on the other CPU with no TLB entry of ours, and
+ * publishes Y when it sees it. The compaction runs on R2's CPU, so that R2
+ * runs whenever the call is preempted in the middle of its work. Reading X
+ * after Y was published is a violation: a flush deferred past the refill.
+ */
+TEST_F_TIMEOUT(compact, coherence, 300)
+{
+	const size_t table_len = SPARSE_PAGES * sizeof(struct entry);
+	unsigned long checks = 0, seen = 0;
+	struct timespec start, c0, c1;
+	int cpu_r1, cpu_r2, rounds = 0, status, i;
+	double ms, slowest = 0;
+	atomic_ulong *turns;
+	struct entry *t;
+	cpu_set_t all;
+	pid_t yielder;
+
+	if (!two_cpus(&cpu_r1, &cpu_r2))
+		SKIP(return, "one CPU only");
+	t = mmap(NULL, table_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	turns = mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, t);
+	ASSERT_NE(MAP_FAILED, turns);
+	ASSERT_EQ(0, sched_getaffinity(0, sizeof(all), &all));
+	atomic_init(turns, 0);
+	/* Forked before the range exists: it shares none of its pages. */
+	yielder = start_yielder(cpu_r2, turns);
+	ASSERT_LT(0, yielder) TH_LOG("fork: %s", strerror(errno));
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	do {
+		const uint64_t seed = 0xc0e7e9ce00ULL + rounds;
+		struct coherence c = { .x = 1 ^ seed, .y = 3 ^ seed, .turns = turns };
+		char *p = sparse_build(seed);
+		pthread_t r1, r2;
+		int ret, err;
+
+		ASSERT_NE(NULL, p);
+		c.slot = p + PG;
+		atomic_init(&c.stop, false);
+		atomic_init(&c.in_call, false);
+		atomic_init(&c.ready, false);
+		atomic_init(&c.published, 0);
+		ASSERT_EQ(0, start_on_cpu(&r1, cpu_r1, coherence_r1, &c));
+		ASSERT_EQ(0, start_on_cpu(&r2, cpu_r2, coherence_r2, &c));
+		/* X in R1's TLB before the call. */
+		for (i = 0; i < 10000 && !atomic_load_explicit(&c.ready, memory_order_acquire); i++)
+			usleep(1000);
+		ASSERT_GT(10000, i) TH_LOG("R1 never read page 1 at slot 1");
+
+		ASSERT_EQ(0, pin_to_cpu(cpu_r2));
+		clock_gettime(CLOCK_MONOTONIC, &c0);
+		atomic_store_explicit(&c.in_call, true, memory_order_release);
+		ret = cs614_compact(self->fd, p, SPARSE_PAGES, t);
+		err = errno;
+		atomic_store_explicit(&c.in_call, false, memory_order_release);
+		clock_gettime(CLOCK_MONOTONIC, &c1);
+		atomic_store_explicit(&c.stop, true, memory_order_release);
+		pthread_join(r1, NULL);
+		pthread_join(r2, NULL);
+		ASSERT_EQ(0, sched_setaffinity(0, sizeof(all), &all));
+
+		ASSERT_EQ(0, ret) TH_LOG("round %d: %s", rounds, strerror(err));
+		ASSERT_EQ(0UL, c.violations)
+			TH_LOG("round %d: R1 read page 1 at slot 1 %lu times after R2 read 3",
+			       rounds, c.violations);
+		ASSERT_EQ(0UL, c.strange) TH_LOG("round %d: slot 1 read %lu times as neither page",
+						 rounds, c.strange);
+		ASSERT_TRUE(sparse_table_ok(_metadata, p, t, seed)) TH_LOG("round %d", rounds);
+		ASSERT_EQ(0, munmap(p, SPARSE_PAGES * PG));
+		ms = (c1.tv_sec - c0.tv_sec) * 1e3 + (c1.tv_nsec - c0.tv_nsec) / 1e6;
+		slowest = ms > slowest ? ms : slowest;
+		checks += c.checks;
+		seen += c.seen;
+		rounds++;
+	} while (seconds_since(&start) < 15 && rounds < 64);
+	ASSERT_EQ(0, kill(yielder, SIGKILL));
+	ASSERT_EQ(yielder, waitpid(yielder, &status, 0));
+	/* No read of Y during a call: no round could have seen a violation. */
+	TH_LOG("%d rounds, slowest call %.0f ms", rounds, slowest);
+	TH_LOG("during the calls: page 3 read at slot 1 by R2 %lu times, slot 1 by R1 %lu after",
+	       seen, checks);
+	munmap(t, table_len);
+	munmap(turns, PG);
+}
+
+/* The child of clone_vm_killed_midway: one compaction of the sparse range. */
+struct clone_compaction {
+	int fd;
+	char *p;
+	struct entry *t;
+	int ready;	/* written just before the call */
+};
+
+static int clone_compact(void *arg)
+{
+	struct clone_compaction *c = arg;
+
+	if (write(c->ready, "r", 1) != 1)
+		_exit(2);
+	_exit(cs614_compact(c->fd, c->p, SPARSE_PAGES, c->t) ? 3 : 0);
+}
+
+/*
+ * A process that shares the mm but is not a thread (clone(CLONE_VM))
+ * compacts the sparse range, and is killed at varying points of the call:
+ * the fatal-signal exception leaves the range partly compacted, but the
+ * parent, for which the mm lives on, finds every page in it exactly once
+ * and nothing else. A call that ended before the kill wrote its table.
+ */
+TEST_F_TIMEOUT(compact, clone_vm_killed_midway, 300)
+{
+	static const unsigned int delay_us[] = { 0, 500, 1000, 2000, 5000, 10000, 20000, 50000 };
+	const size_t table_len = SPARSE_PAGES * sizeof(struct entry), stack_len = 256 * KB;
+	struct entry *t = mmap(NULL, table_len, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *stack = mmap(NULL, stack_len, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	unsigned int d, midway = 0, whole = 0;
+
+	ASSERT_NE(MAP_FAILED, t);
+	ASSERT_NE(MAP_FAILED, stack);
+	for (d = 0; d < ARRAY_SIZE(delay_us); d++) {
+		const uint64_t seed = 0xc10e0000ULL + d;
+		struct clone_compaction c;
+		int ready[2], status;
+		size_t moved;
+		char ch, *p;
+		pid_t pid;
+
+		p = sparse_build(seed);
+		ASSERT_NE(NULL, p);
+		ASSERT_EQ(0, pipe(ready));
+		c = (struct clone_compaction){ self->fd, p, t, ready[1] };
+		pid = clone(clone_compact, stack + stack_len, CLONE_VM | SIGCHLD, &c);
+		ASSERT_LT(0, pid) TH_LOG("clone: %s", strerror(errno));
+		ASSERT_EQ(1, read(ready[0], &ch, 1));
+		close(ready[0]);
+		close(ready[1]);
+		usleep(delay_us[d]);
+		ASSERT_EQ(0, kill(pid, SIGKILL));
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		ASSERT_TRUE(WIFSIGNALED(status) ? WTERMSIG(status) == SIGKILL :
+			    WIFEXITED(status) && WEXITSTATUS(status) == 0)
+			TH_LOG("killed after %u us: status %#x", delay_us[d], status);
+
+		ASSERT_TRUE(sparse_each_once(_metadata, p, seed, &moved))
+			TH_LOG("killed after %u us", delay_us[d]);
+		if (WIFEXITED(status)) {
+			ASSERT_TRUE(sparse_table_ok(_metadata, p, t, seed))
+				TH_LOG("done before the kill after %u us", delay_us[d]);
+			whole++;
+		} else {
+			midway += moved > 0;
+		}
+		TH_LOG("kill after %u us: %s, %zu of %zu pages moved", delay_us[d],
+		       WIFEXITED(status) ? "too late" : "killed", moved, (size_t)SPARSE_K);
+		ASSERT_EQ(0, munmap(p, SPARSE_PAGES * PG));
+	}
+	TH_LOG("%u kills landed after the first move, %u calls ended first", midway, whole);
+	munmap(stack, stack_len);
+	munmap(t, table_len);
+}
+
+/*
+ * The table is pinned before anything moves. Here it lies in the first
+ * pages of a THP whose other pages begin the range (same VMA, the table not
+ * overlapping the range), and the range goes on into the next 2 MiB, in
+ * small pages, every third populated: the table's pin is compaction's own,
+ * not a reason to refuse the pages of the THP (they are in place and stay
+ * there), and the pages after them move.
+ */
+TEST_F(compact, table_shares_huge_page_with_range)
+{
+	const size_t tpages = 4, n = 2 * HPAGE_NR - tpages, huge_part = HPAGE_NR - tpages;
+	char *p = map_aligned(2 * HPAGE), *r;
+	size_t i, k = 0, rank = 0, h = 0;
+	struct entry *t;
+	long kb;
+
+	ASSERT_NE(NULL, p);
+	t = (struct entry *)p;
+	r = p + tpages * PG;
+	ASSERT_GE(tpages * PG, n * sizeof(*t));
+	ASSERT_EQ(0, madvise(p, 2 * HPAGE, MADV_HUGEPAGE));
+	if (cs614_thp_set("madvise"))
+		SKIP(munmap(p, 2 * HPAGE); return, "cannot set " CS614_THP_PATH);
+	/* One fault: the first 2 MiB become a THP, if one can be had. */
+	p[0] = 1;
+	kb = cs614_anon_huge_kb(p);
+	if (kb < HPAGE_KB || !cs614_is_thp(p))
+		SKIP(munmap(p, 2 * HPAGE); return, "no huge page (AnonHugePages: %ld kB)", kb);
+	/* The second 2 MiB in small pages. */
+	ASSERT_EQ(0, cs614_thp_set("never"));
+	for (i = 0; i < n; i++) {
+		if (i < huge_part || (i - huge_part) % 3 == 0) {
+			cs614_stamp(r, i, 15);
+			k++;
+		}
+	}
+	ASSERT_TRUE(cs614_is_thp(p));
+	ASSERT_EQ(HPAGE_KB, cs614_anon_huge_kb(p));
+
+	ASSERT_EQ(0, cs614_compact(self->fd, r, n, t))
+		TH_LOG("errno %d (%s)", errno, strerror(errno));
+
+	for (i = 0; i < n; i++) {
+		bool populated = i < huge_part || (i - huge_part) % 3 == 0;
+		char *want = populated ? r + rank++ * PG : r + (k + h++) * PG;
+
+		ASSERT_EQ((uintptr_t)(r + i * PG), t[i].old) TH_LOG("entry %zu", i);
+		ASSERT_EQ((uintptr_t)want, t[i].new) TH_LOG("entry %zu", i);
+	}
+	for (i = 0; i < n; i++) {
+		char *new = (char *)(uintptr_t)t[i].new;
+
+		if (i >= huge_part && (i - huge_part) % 3) {
+			ASSERT_TRUE(hole_faults(new)) TH_LOG("entry %zu (a hole)", i);
+			continue;
+		}
+		ASSERT_TRUE(cs614_stamped(new, i, 15)) TH_LOG("entry %zu", i);
+	}
+	munmap(p, 2 * HPAGE);
+}
+
 /*
  * Swapped-out pages are populated too: compaction moves their swap entries
  * like present pages, and refuses those shared with another process. Swap
@@ -1205,6 +1692,718 @@ TEST_F(swap, swapped_pages_move)
 		ASSERT_TRUE(i % 2 ? hole_faults(new) : cs614_stamped(new, i, 13))
 			TH_LOG("entry %zu", i);
 	}
+	munmap(p, n * PG);
+	free(t);
+}
+
+/*
+ * Compaction racing reclaim, in a memory cgroup of the test's own: cgroup2
+ * with the memory controller (mounted at /sys/fs/cgroup if it is mounted
+ * nowhere), a child of its root, the test process moved into it and back
+ * out at the end. memory.reclaim discards lazyfree pages (MADV_FREE, clean)
+ * through the rmap, without the mmap lock: also between the walk of a
+ * compaction that found a page and the page's move.
+ */
+#define CGROUP2_MNT	"/sys/fs/cgroup"
+
+/* The thread that writes memory.reclaim while a compaction runs. */
+struct reclaimer {
+	int fd;			/* memory.reclaim of the test's cgroup */
+	atomic_bool stop;
+	atomic_uint go;		/* bumped just before each call */
+	atomic_bool in_call;
+	unsigned long writes;
+};
+
+FIXTURE(memcg)
+{
+	int fd;
+	bool mounted;		/* cgroup2 mounted by the test: unmounted at the end */
+	bool enabled;		/* +memory written to the root's subtree_control by the test */
+	bool created;		/* the test's cgroup made: removed at the end */
+	bool moved;		/* the process moved into it: moved back at the end */
+	char mnt[256];		/* where cgroup2 is mounted */
+	char home[768];		/* cgroup.procs of the cgroup the process came from */
+	char dir[512];		/* the test's cgroup */
+	bool reclaiming;	/* the reclaimer runs */
+	pthread_t thread;
+	struct reclaimer rc;
+};
+
+/* Where cgroup2 is mounted, into mnt; false if nowhere. */
+static bool cgroup2_mount_point(char *mnt, size_t size)
+{
+	FILE *f = fopen("/proc/self/mounts", "r");
+	char line[1024], dev[256], dir[512], type[64];
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%255s %511s %63s", dev, dir, type) == 3 &&
+		    !strcmp(type, "cgroup2") && strlen(dir) < size) {
+			snprintf(mnt, size, "%s", dir);
+			found = true;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/* Whether word is one of the space-separated words of the file at path. */
+static bool file_has_word(const char *path, const char *word)
+{
+	char buf[1024], *tok, *save;
+	bool found = false;
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	for (tok = strtok_r(buf, "\n ", &save); tok && !found; tok = strtok_r(NULL, "\n ", &save))
+		found = !strcmp(tok, word);
+	return found;
+}
+
+/* The cgroup2 path of the process ("/..."), into path; false if it has none. */
+static bool own_cgroup(char *path, size_t size)
+{
+	FILE *f = fopen("/proc/self/cgroup", "r");
+	char line[1024];
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (!strncmp(line, "0::/", 4) && strlen(line + 3) < size) {
+			snprintf(path, size, "%s", line + 3);
+			found = true;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/* Writes the pid of the process to the cgroup.procs file at path. */
+static int write_pid(const char *path)
+{
+	char pid[16];
+
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	return write_str(path, pid);
+}
+
+/* Undoes what the setup did: the move, the cgroup, the controller, the mount. */
+static void memcg_undo(FIXTURE_DATA(memcg) *self)
+{
+	char path[600];
+	int i;
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", self->mnt);
+	if (self->moved && write_pid(self->home) && write_pid(path))
+		perror("moving out of the test's cgroup");
+	self->moved = false;
+	/* Empty once the process is out; the memory still charged to it does not keep it. */
+	for (i = 0; self->created && rmdir(self->dir) && errno == EBUSY && i < 100; i++)
+		usleep(10000);
+	if (self->created && !access(self->dir, F_OK))
+		fprintf(stderr, "# cannot remove %s\n", self->dir);
+	self->created = false;
+	/* Others may use it by now: then it stays. */
+	snprintf(path, sizeof(path), "%s/cgroup.subtree_control", self->mnt);
+	if (self->enabled)
+		write_str(path, "-memory");
+	self->enabled = false;
+	if (self->mounted && syscall(__NR_umount2, self->mnt, 0))
+		perror("umount " CGROUP2_MNT);
+	self->mounted = false;
+}
+
+FIXTURE_SETUP(memcg)
+{
+	char path[600], own[384];
+	const char *why;
+	int err;
+
+	self->rc.fd = -1;
+	why = cs614_open_dev(&self->fd);
+	if (why)
+		SKIP(return, "%s", why);
+	ASSERT_LE(0, self->fd) TH_LOG("open " CS614_DEV ": %s", strerror(errno));
+	why = cs614_page_not_4k();
+	if (why)
+		SKIP(return, "%s", why);
+	if (!cgroup2_mount_point(self->mnt, sizeof(self->mnt))) {
+		/* No <sys/mount.h>: its macros clash with those of <linux/fs.h>. */
+		if (syscall(__NR_mount, "cgroup2", CGROUP2_MNT, "cgroup2", 0, NULL))
+			SKIP(return, "no cgroup2, and mounting it at " CGROUP2_MNT ": %s",
+			     strerror(errno));
+		self->mounted = true;
+		snprintf(self->mnt, sizeof(self->mnt), "%s", CGROUP2_MNT);
+	}
+
+	/* From here on, a setup that gives up undoes what it did: no teardown follows. */
+	snprintf(path, sizeof(path), "%s/cgroup.controllers", self->mnt);
+	if (!file_has_word(path, "memory")) {
+		memcg_undo(self);
+		SKIP(return, "no memory controller in %s (CONFIG_MEMCG?)", path);
+	}
+	snprintf(path, sizeof(path), "%s/cgroup.subtree_control", self->mnt);
+	if (!file_has_word(path, "memory")) {
+		if (write_str(path, "+memory")) {
+			err = errno;
+			memcg_undo(self);
+			SKIP(return, "cannot enable the memory controller in %s: %s", path,
+			     strerror(err));
+		}
+		self->enabled = true;
+	}
+	if (!own_cgroup(own, sizeof(own))) {
+		memcg_undo(self);
+		SKIP(return, "the process is in no cgroup2 cgroup");
+	}
+	snprintf(self->home, sizeof(self->home), "%s%s%s", self->mnt, own,
+		 strcmp(own, "/") ? "/cgroup.procs" : "cgroup.procs");
+	snprintf(self->dir, sizeof(self->dir), "%s/cs614-compact-%d", self->mnt, getpid());
+	if (mkdir(self->dir, 0755)) {
+		err = errno;
+		memcg_undo(self);
+		SKIP(return, "mkdir %s: %s", self->dir, strerror(err));
+	}
+	self->created = true;
+	snprintf(path, sizeof(path), "%s/memory.reclaim", self->dir);
+	self->rc.fd = open(path, O_WRONLY);
+	if (self->rc.fd < 0) {
+		err = errno;
+		memcg_undo(self);
+		SKIP(return, "%s: %s", path, strerror(err));
+	}
+	snprintf(path, sizeof(path), "%s/cgroup.procs", self->dir);
+	if (write_pid(path)) {
+		err = errno;
+		close(self->rc.fd);
+		memcg_undo(self);
+		SKIP(return, "cannot move into %s: %s", self->dir, strerror(err));
+	}
+	self->moved = true;
+	if (cs614_thp_set("never")) {
+		close(self->rc.fd);
+		memcg_undo(self);
+		SKIP(return, "cannot set " CS614_THP_PATH);
+	}
+}
+
+FIXTURE_TEARDOWN(memcg)
+{
+	if (self->reclaiming) {
+		atomic_store_explicit(&self->rc.stop, true, memory_order_release);
+		pthread_join(self->thread, NULL);
+		self->reclaiming = false;
+	}
+	close(self->rc.fd);
+	cs614_thp_restore();
+	memcg_undo(self);
+	close(self->fd);
+}
+
+/*
+ * From a little after each call starts (a different delay each time) to its
+ * end, asks for 1 MiB of the cgroup to be reclaimed, again and again.
+ */
+static void *reclaim_thread(void *arg)
+{
+	struct reclaimer *r = arg;
+	unsigned int seen = 0, go;
+
+	while (!atomic_load_explicit(&r->stop, memory_order_acquire)) {
+		go = atomic_load_explicit(&r->go, memory_order_acquire);
+		if (go == seen) {
+			usleep(200);
+			continue;
+		}
+		seen = go;
+		usleep(go % 5 * 300);
+		do {
+			/* EAGAIN: less could be reclaimed than asked. */
+			if (pwrite(r->fd, "1M", 2, 0) == 2 || errno == EAGAIN)
+				r->writes++;
+		} while (atomic_load_explicit(&r->in_call, memory_order_acquire) &&
+			 !atomic_load_explicit(&r->stop, memory_order_acquire));
+	}
+	return NULL;
+}
+
+/*
+ * The range of lazyfree_under_reclaim: three pages in four populated, and
+ * those of every other block of 16 pages MADV_FREE'd (lazyfree).
+ */
+#define LAZY_PAGES	(32 * MB / PG)
+
+static bool lazy_populated(size_t i)
+{
+	return i % 4 != 3;
+}
+
+static bool lazy_free(size_t i)
+{
+	return lazy_populated(i) && i / 16 % 2;
+}
+
+/* Whether the page reads as zeros where a stamp would be: a hole, or a discarded page. */
+static bool stamp_zero(const char *page)
+{
+	const uint64_t *w = (const uint64_t *)page;
+
+	return !w[0] && !w[PG / 8 - 1];
+}
+
+/* What lazy_after_ok() found at an entry's new address. */
+enum lazy_kind { LAZY_PAGE, LAZY_GONE, LAZY_HOLE };
+
+/*
+ * After a compaction of the lazyfree range at p that succeeded: the table a
+ * permutation of the range; each page not MADV_FREE'd at its entry's new
+ * address; a lazyfree page there too, or gone (zeros: discarded before its
+ * move, a hole then, or after it); the holes that never were pages read as
+ * zeros. The pages found are in ascending order, and in the front, which
+ * holds them and at most the lazyfree pages discarded after their move; the
+ * holes come after the pages found, in ascending order. *gone counts the
+ * lazyfree pages that are gone.
+ */
+static bool lazy_after_ok(struct __test_metadata *_metadata, char *p, const struct entry *t,
+			  uint64_t seed, size_t *gone)
+{
+	const size_t n = LAZY_PAGES;
+	unsigned char *kind = malloc(n), *used = calloc(n, 1);
+	size_t i, s, found = 0, last_page = 0, last_hole = 0;
+	bool ok = false, page_before = false, hole_before = false;
+	char *new;
+
+	*gone = 0;
+	if (!kind || !used)
+		goto out;
+	for (i = 0; i < n; i++) {
+		s = (t[i].new - (uintptr_t)p) / PG;
+		if (t[i].old != (uintptr_t)(p + i * PG) || t[i].new < (uintptr_t)p ||
+		    t[i].new % PG || s >= n || used[s]) {
+			TH_LOG("entry %zu: { %#lx, %#lx }%s", i, (unsigned long)t[i].old,
+			       (unsigned long)t[i].new,
+			       s < n && used[s] ? ", a slot given before" : "");
+			goto out;
+		}
+		used[s] = 1;
+		new = p + s * PG;
+		if (lazy_populated(i) && cs614_stamped(new, i, seed)) {
+			if (page_before && s <= last_page) {
+				TH_LOG("page %zu at slot %zu, after slot %zu", i, s, last_page);
+				goto out;
+			}
+			page_before = true;
+			last_page = s;
+			kind[i] = LAZY_PAGE;
+			found++;
+		} else if (lazy_populated(i) && !lazy_free(i)) {
+			TH_LOG("page %zu lost: slot %zu holds %#lx", i, s,
+			       (unsigned long)first_word(new));
+			goto out;
+		} else if (!stamp_zero(new)) {
+			TH_LOG("entry %zu: slot %zu holds %#lx", i, s,
+			       (unsigned long)first_word(new));
+			goto out;
+		} else if (lazy_populated(i)) {
+			kind[i] = LAZY_GONE;
+			(*gone)++;
+		} else {
+			if (hole_before && s <= last_hole) {
+				TH_LOG("hole %zu at slot %zu, after slot %zu", i, s, last_hole);
+				goto out;
+			}
+			hole_before = true;
+			last_hole = s;
+			kind[i] = LAZY_HOLE;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		s = (t[i].new - (uintptr_t)p) / PG;
+		if ((kind[i] == LAZY_PAGE && s >= found + *gone) ||
+		    (kind[i] == LAZY_HOLE && s < found)) {
+			TH_LOG("%s %zu at slot %zu: %zu pages found, %zu gone",
+			       kind[i] == LAZY_PAGE ? "page" : "hole", i, s, found, *gone);
+			goto out;
+		}
+	}
+	ok = true;
+out:
+	free(kind);
+	free(used);
+	return ok;
+}
+
+/* After a compaction of the lazyfree range at p that failed: nothing moved or written. */
+static bool lazy_unchanged(struct __test_metadata *_metadata, char *p, const struct entry *t,
+			   uint64_t seed)
+{
+	size_t i;
+
+	for (i = 0; i < LAZY_PAGES; i++) {
+		if (lazy_populated(i) && cs614_stamped(p + i * PG, i, seed))
+			continue;
+		if ((lazy_populated(i) && !lazy_free(i)) || !stamp_zero(p + i * PG)) {
+			TH_LOG("slot %zu holds %#lx", i, (unsigned long)first_word(p + i * PG));
+			return false;
+		}
+	}
+	return table_untouched(t, LAZY_PAGES);
+}
+
+/*
+ * Lazyfree pages that reclaim discards between the walk that finds them and
+ * their move become holes: the call still succeeds and moves every other
+ * page; a page that was not MADV_FREE'd is never lost. A call that fails
+ * (for no fatal signal: none comes) changes nothing. Rounds for up to 20 s:
+ * a fresh range, populated, partly MADV_FREE'd, compacted while a thread
+ * has the cgroup reclaimed.
+ */
+TEST_F_TIMEOUT(memcg, lazyfree_under_reclaim, 300)
+{
+	const size_t n = LAZY_PAGES;
+	struct entry *t = calloc(n, sizeof(*t));
+	uint64_t *pm = calloc(n, sizeof(*pm));
+	unsigned long done = 0, refused = 0, gone_before = 0, gone_during = 0;
+	size_t i, lazy = 0;
+	struct timespec start;
+	int rounds = 0, last_err = 0;
+
+	ASSERT_NE(NULL, t);
+	ASSERT_NE(NULL, pm);
+	for (i = 0; i < n; i++)
+		lazy += lazy_free(i);
+	ASSERT_EQ(0, pthread_create(&self->thread, NULL, reclaim_thread, &self->rc));
+	self->reclaiming = true;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	do {
+		const uint64_t seed = 0x1a2f0000ULL + rounds;
+		char *p = map_aligned(n * PG);
+		size_t present = 0, gone;
+		int ret, err;
+
+		ASSERT_NE(NULL, p);
+		ASSERT_EQ(0, madvise(p, n * PG, MADV_NOHUGEPAGE));
+		for (i = 0; i < n; i++)
+			if (lazy_populated(i))
+				cs614_stamp(p, i, seed);
+		for (i = 0; i < n; i += 16)
+			if (lazy_free(i))
+				ASSERT_EQ(0, madvise(p + i * PG, 16 * PG, MADV_FREE));
+		ASSERT_EQ(0, cs614_pagemap_range(p, n, pm));
+		for (i = 0; i < n; i++)
+			present += lazy_free(i) && (pm[i] & CS614_PM_PRESENT);
+		fill_table(t, n);
+
+		atomic_store_explicit(&self->rc.in_call, true, memory_order_release);
+		atomic_fetch_add_explicit(&self->rc.go, 1, memory_order_release);
+		ret = cs614_compact(self->fd, p, n, t);
+		err = errno;
+		atomic_store_explicit(&self->rc.in_call, false, memory_order_release);
+
+		if (ret) {
+			ASSERT_EQ(-1, ret);
+			ASSERT_TRUE(err == EBUSY || err == ENOMEM)
+				TH_LOG("round %d: errno %d (%s)", rounds, err, strerror(err));
+			ASSERT_TRUE(lazy_unchanged(_metadata, p, t, seed))
+				TH_LOG("round %d: failed (%s), and changed something", rounds,
+				       strerror(err));
+			refused++;
+			last_err = err;
+		} else {
+			ASSERT_TRUE(lazy_after_ok(_metadata, p, t, seed, &gone))
+				TH_LOG("round %d", rounds);
+			done++;
+			gone_before += lazy - present;
+			gone_during += gone > lazy - present ? gone - (lazy - present) : 0;
+		}
+		ASSERT_EQ(0, munmap(p, n * PG));
+		rounds++;
+	} while (seconds_since(&start) < 20 && rounds < 200);
+	atomic_store_explicit(&self->rc.stop, true, memory_order_release);
+	pthread_join(self->thread, NULL);
+	self->reclaiming = false;
+	TH_LOG("%d rounds: %lu compactions, %lu refused (last: %s), %lu writes to memory.reclaim",
+	       rounds, done, refused, refused ? strerror(last_err) : "none", self->rc.writes);
+	TH_LOG("lazyfree pages discarded before a call: %lu, during or after it: %lu",
+	       gone_before, gone_during);
+	ASSERT_LT(0UL, done);
+	free(pm);
+	free(t);
+}
+
+/*
+ * O_DIRECT I/O pins the user pages it reads or writes (FOLL_PIN, through
+ * GUP-fast) while it runs. Its device: a zram device of the test's own
+ * (hot_add), or zram0 if nothing uses it.
+ */
+#define ZRAM_CONTROL	"/sys/class/zram-control"
+#define DIO_SIZE	(16 * MB)
+
+/* The thread that writes a page of the range to the device with O_DIRECT, again and again. */
+struct dio_writer {
+	int dev;
+	const char *page;
+	atomic_bool stop;
+	atomic_bool in_call;	/* a compaction is under way */
+	unsigned long writes, during, failed;
+	int err;
+};
+
+FIXTURE(dio)
+{
+	int fd;
+	int dev;		/* the zram device, open with O_DIRECT */
+	int id;			/* its number */
+	bool loaded;		/* zram loaded by the test: unloaded at the end */
+	bool added;		/* the device hot-added by the test: removed at the end */
+	bool sized;		/* its disksize set by the test: reset at the end */
+	bool writing;		/* the writer runs */
+	pthread_t thread;
+	struct dio_writer w;
+};
+
+static void dio_undo(FIXTURE_DATA(dio) *self)
+{
+	char path[64];
+
+	if (self->dev >= 0)
+		close(self->dev);
+	self->dev = -1;
+	snprintf(path, sizeof(path), "/sys/block/zram%d/reset", self->id);
+	if (self->sized && write_str(path, "1"))
+		perror(path);
+	self->sized = false;
+	snprintf(path, sizeof(path), "%d", self->id);
+	if (self->added && write_str(ZRAM_CONTROL "/hot_remove", path))
+		perror(ZRAM_CONTROL "/hot_remove");
+	self->added = false;
+	if (self->loaded && system("modprobe -r zram >/dev/null 2>&1"))
+		fprintf(stderr, "# modprobe -r zram failed\n");
+	self->loaded = false;
+}
+
+/* The number of a zram device for the test: a new one, else zram0 if unused; -1 if none. */
+static int dio_zram(FIXTURE_DATA(dio) *self)
+{
+	char buf[16];
+	ssize_t n;
+	int fd;
+
+	fd = open(ZRAM_CONTROL "/hot_add", O_RDONLY);
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n > 0) {
+			buf[n] = '\0';
+			self->added = true;
+			return atoi(buf);
+		}
+	}
+	if (!access(ZRAM, F_OK) && cs614_read_long(ZRAM "/disksize") == 0 &&
+	    !zram_listed("/proc/swaps") && !zram_listed("/proc/mounts"))
+		return 0;
+	return -1;
+}
+
+FIXTURE_SETUP(dio)
+{
+	const char *why;
+	char path[64];
+	ssize_t n;
+	char *buf;
+	int i, err;
+
+	self->dev = -1;
+	self->id = -1;
+	why = cs614_open_dev(&self->fd);
+	if (why)
+		SKIP(return, "%s", why);
+	ASSERT_LE(0, self->fd) TH_LOG("open " CS614_DEV ": %s", strerror(errno));
+	why = cs614_page_not_4k();
+	if (why)
+		SKIP(return, "%s", why);
+	if (access(ZRAM_CONTROL, F_OK) && access(ZRAM, F_OK)) {
+		if (system("modprobe zram >/dev/null 2>&1"))
+			SKIP(return, "no zram (CONFIG_ZRAM), and modprobe zram failed");
+		self->loaded = true;
+	}
+
+	/* From here on, a setup that gives up undoes what it did: no teardown follows. */
+	self->id = dio_zram(self);
+	if (self->id < 0) {
+		dio_undo(self);
+		SKIP(return, "no zram device to spare for O_DIRECT");
+	}
+	snprintf(path, sizeof(path), "/sys/block/zram%d/disksize", self->id);
+	if (write_str(path, "16M")) {
+		dio_undo(self);
+		SKIP(return, "cannot set %s", path);
+	}
+	self->sized = true;
+	/* devtmpfs makes the node: give it a moment. */
+	snprintf(path, sizeof(path), "/dev/zram%d", self->id);
+	for (i = 0; i < 100; i++) {
+		self->dev = open(path, O_RDWR | O_DIRECT);
+		if (self->dev >= 0 || errno != ENOENT)
+			break;
+		usleep(10000);
+	}
+	if (self->dev < 0) {
+		err = errno;
+		dio_undo(self);
+		SKIP(return, "open %s with O_DIRECT: %s", path, strerror(err));
+	}
+	buf = mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, buf);
+	memset(buf, 1, PG);
+	n = pwrite(self->dev, buf, PG, 0);
+	err = errno;
+	munmap(buf, PG);
+	if (n != (ssize_t)PG) {
+		dio_undo(self);
+		SKIP(return, "O_DIRECT write to %s: %s", path, n < 0 ? strerror(err) : "short");
+	}
+	if (cs614_thp_set("never")) {
+		dio_undo(self);
+		SKIP(return, "cannot set " CS614_THP_PATH);
+	}
+}
+
+FIXTURE_TEARDOWN(dio)
+{
+	if (self->writing) {
+		atomic_store_explicit(&self->w.stop, true, memory_order_release);
+		pthread_join(self->thread, NULL);
+		self->writing = false;
+	}
+	cs614_thp_restore();
+	dio_undo(self);
+	close(self->fd);
+}
+
+static void *dio_write_loop(void *arg)
+{
+	struct dio_writer *w = arg;
+	bool during;
+	off_t off = 0;
+
+	while (!atomic_load_explicit(&w->stop, memory_order_acquire)) {
+		during = atomic_load_explicit(&w->in_call, memory_order_relaxed);
+		if (pwrite(w->dev, w->page, PG, off) == (ssize_t)PG) {
+			w->writes++;
+			w->during += during;
+		} else {
+			w->failed++;
+			w->err = errno;
+		}
+		off = (off + PG) % DIO_SIZE;
+	}
+	return NULL;
+}
+
+/*
+ * Pins in flight are waited out, not refused: a thread writes page 256 of
+ * the range to the device with O_DIRECT, on the other CPU, again and again,
+ * while the range (every other page populated) is compacted again and
+ * again, for 10 s. Every call succeeds, with the table and the pages as
+ * they must be. Slot 256 stays populated (page 512 moves in), so that the
+ * writer never faults a zero page into a hole. A page pinned long-term is
+ * still refused.
+ */
+TEST_F_TIMEOUT(dio, transient_pins_waited_out, 300)
+{
+	const size_t n = 1024, b = 256;
+	struct entry *t = calloc(n, sizeof(*t));
+	char *p = map_aligned(n * PG);
+	struct io_uring_params params = {};
+	struct timespec start;
+	int cpu_a, cpu_b, rounds = 0, ring, ret, err;
+	struct iovec iov;
+	size_t i;
+
+	ASSERT_NE(NULL, p);
+	ASSERT_NE(NULL, t);
+	ASSERT_EQ(0, madvise(p, n * PG, MADV_NOHUGEPAGE));
+	for (i = 0; i < n; i += 2)
+		cs614_stamp(p, i, 0);
+	self->w.dev = self->dev;
+	self->w.page = p + b * PG;
+	if (two_cpus(&cpu_a, &cpu_b)) {
+		ASSERT_EQ(0, start_on_cpu(&self->thread, cpu_b, dio_write_loop, &self->w));
+		ASSERT_EQ(0, pin_to_cpu(cpu_a));
+	} else {
+		ASSERT_EQ(0, pthread_create(&self->thread, NULL, dio_write_loop, &self->w));
+	}
+	self->writing = true;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	do {
+		ASSERT_EQ(0, madvise(p, n * PG, MADV_DONTNEED));
+		for (i = 0; i < n; i += 2)
+			cs614_stamp(p, i, rounds);
+		atomic_store_explicit(&self->w.in_call, true, memory_order_release);
+		ret = cs614_compact(self->fd, p, n, t);
+		err = errno;
+		atomic_store_explicit(&self->w.in_call, false, memory_order_release);
+		ASSERT_EQ(0, ret) TH_LOG("round %d: %s, O_DIRECT writes from slot %zu going on",
+					 rounds, strerror(err), b);
+		for (i = 0; i < n; i++) {
+			char *want = p + (i % 2 ? n / 2 + i / 2 : i / 2) * PG;
+
+			ASSERT_EQ((uintptr_t)(p + i * PG), t[i].old);
+			ASSERT_EQ((uintptr_t)want, t[i].new)
+				TH_LOG("round %d, entry %zu", rounds, i);
+			if (i % 2 == 0)
+				ASSERT_TRUE(cs614_stamped(want, i, rounds))
+					TH_LOG("round %d, page %zu", rounds, i);
+		}
+		ASSERT_EQ(0U, cs614_present_pages(p + n / 2 * PG, n / 2 * PG))
+			TH_LOG("round %d: holes populated", rounds);
+		rounds++;
+	} while (seconds_since(&start) < 10 && rounds < 1000);
+	atomic_store_explicit(&self->w.stop, true, memory_order_release);
+	pthread_join(self->thread, NULL);
+	self->writing = false;
+	TH_LOG("%d compactions; %lu O_DIRECT writes, %lu of them begun during one",
+	       rounds, self->w.writes, self->w.during);
+	ASSERT_EQ(0UL, self->w.failed) TH_LOG("last error: %s", strerror(self->w.err));
+	ASSERT_LT(0UL, self->w.writes);
+
+	/* Pinned for good (io_uring's registered buffers: FOLL_LONGTERM), page 2 stays. */
+	ASSERT_EQ(0, madvise(p, n * PG, MADV_DONTNEED));
+	for (i = 0; i < n; i += 2)
+		cs614_stamp(p, i, 99);
+	ring = syscall(__NR_io_uring_setup, 4, &params);
+	if (ring < 0) {
+		TH_LOG("io_uring: %s: long-term pins not checked", strerror(errno));
+		goto out;
+	}
+	iov.iov_base = p + 2 * PG;
+	iov.iov_len = PG;
+	ASSERT_EQ(0, syscall(__NR_io_uring_register, ring, IORING_REGISTER_BUFFERS, &iov, 1))
+		TH_LOG("IORING_REGISTER_BUFFERS: %s", strerror(errno));
+	fill_table(t, n);
+	errno = 0;
+	EXPECT_EQ(-1, cs614_compact(self->fd, p, n, t));
+	EXPECT_EQ(EBUSY, errno) TH_LOG("errno %d (%s)", errno, strerror(errno));
+	EXPECT_TRUE(table_untouched(t, n));
+	for (i = 0; i < n; i += 2)
+		ASSERT_TRUE(cs614_stamped(p + i * PG, i, 99)) TH_LOG("page %zu moved", i);
+	ASSERT_EQ(0, syscall(__NR_io_uring_register, ring, IORING_UNREGISTER_BUFFERS, NULL, 0));
+	close(ring);
+out:
 	munmap(p, n * PG);
 	free(t);
 }

@@ -17,10 +17,20 @@
  * 99th-percentile latency of mmap()+munmap() of 4 KiB in a second thread
  * while 1 GiB and 2 GiB are compacted, by the ioctl (which holds the mmap
  * write lock) and by UFFDIO_MOVE from user space.
+ *
+ * And the stall of a sibling process: the child forked while an 8 GiB range
+ * held one page shares the range's anon_vma root, which the ioctl locks (in
+ * bounded slices) while it moves the 512 MiB the parent populated since;
+ * the child's munmap() of 4 KiB of its copy (a VMA split) and its fork()
+ * take that lock too. Their worst and 99th-percentile latency during the
+ * compaction, and before it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +38,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,7 +56,7 @@
 /* The page of the ABI: the benchmark skips unless it is the page size. */
 #define PG		4096UL
 #define NR_PAGES	(LEN / PG)
-#define REPS		5
+#define REPS		7
 
 struct entry {
 	uint64_t old;
@@ -266,6 +277,200 @@ static void stall(const char *what, size_t len, int by_ioctl_call)
 	munmap(p, len);
 }
 
+/*
+ * The sibling's samples, in memory shared with it: when each munmap() or
+ * fork() began and how long it took.
+ */
+#define SIB_LEN		(8192 * MB)
+#define SIB_STRIDE	16	/* one page in 16 populated: 512 MiB */
+#define SIB_MAX		262144	/* samples */
+#define SIB_FORK_EVERY	16	/* one fork() for 15 munmap() */
+
+struct sibling {
+	atomic_bool go, stop;
+	atomic_size_t n;
+	double start[SIB_MAX], dur[SIB_MAX];
+	bool fork[SIB_MAX];	/* a fork(), not a munmap() */
+};
+
+/* The first two CPUs the process may run on; false if it may run on one only. */
+static bool two_cpus(int *first, int *second)
+{
+	cpu_set_t set;
+	int cpu, k = 0;
+
+	if (sched_getaffinity(0, sizeof(set), &set))
+		return false;
+	for (cpu = 0; cpu < CPU_SETSIZE && k < 2; cpu++) {
+		if (!CPU_ISSET(cpu, &set))
+			continue;
+		if (k++)
+			*second = cpu;
+		else
+			*first = cpu;
+	}
+	return k == 2;
+}
+
+static void pin_to_cpu(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set))
+		ksft_print_msg("sched_setaffinity: %s\n", strerror(errno));
+}
+
+/*
+ * The sibling: unmaps the last 4 KiB of its copy of the range (a split of
+ * the VMA, which shrinks page by page: a piece mapped again would not merge
+ * back into a VMA copied by fork, and VMAs would pile up), and now and then
+ * forks a child that exits at once, timing each munmap() and fork(), until
+ * told to stop.
+ */
+static void sibling_loop(struct sibling *s, char *p, size_t len, int cpu)
+{
+	size_t i = 0, unmapped = 0, n;
+	double t, d;
+	pid_t pid;
+
+	if (cpu >= 0)
+		pin_to_cpu(cpu);
+	while (!atomic_load_explicit(&s->go, memory_order_acquire))
+		usleep(1000);
+	while (!atomic_load_explicit(&s->stop, memory_order_acquire)) {
+		n = atomic_load_explicit(&s->n, memory_order_relaxed);
+		if (n == SIB_MAX || unmapped + 2 > len / PG)
+			break;
+		s->fork[n] = i % SIB_FORK_EVERY == SIB_FORK_EVERY - 1;
+		t = cs614_now_us();
+		if (s->fork[n]) {
+			pid = fork();
+			if (pid == 0)
+				_exit(0);
+			d = cs614_now_us() - t;
+			if (pid > 0)
+				waitpid(pid, NULL, 0);
+		} else {
+			munmap(p + len - ++unmapped * PG, PG);
+			d = cs614_now_us() - t;
+		}
+		s->start[n] = t;
+		s->dur[n] = d;
+		atomic_store_explicit(&s->n, n + 1, memory_order_release);
+		i++;
+	}
+	_exit(0);
+}
+
+/*
+ * The number, worst and 99th-percentile duration (ms) of the sibling's
+ * samples of one kind that overlapped [lo, hi) (during), or ended before lo.
+ */
+static size_t sibling_stats(const struct sibling *s, size_t total, bool fork, bool during,
+			    double lo, double hi, double *worst, double *p99)
+{
+	double *d = malloc((total ? total : 1) * sizeof(*d));
+	size_t i, m = 0;
+
+	if (!d)
+		ksft_exit_fail_msg("no memory\n");
+	for (i = 0; i < total; i++) {
+		if (s->fork[i] != fork)
+			continue;
+		if (during ? s->start[i] < hi && s->start[i] + s->dur[i] > lo :
+			     s->start[i] + s->dur[i] <= lo)
+			d[m++] = s->dur[i];
+	}
+	qsort(d, m, sizeof(*d), cs614_cmp_double);
+	*worst = m ? d[m - 1] / 1000 : 0.0;
+	*p99 = m ? d[(m * 99) / 100] / 1000 : 0.0;
+	free(d);
+	return m;
+}
+
+/* Prints what the sibling's samples of one kind took during [t0, t1), and before. */
+static void sibling_report(const char *what, const struct sibling *s, size_t total, bool fork,
+			   double t0, double t1)
+{
+	double worst, p99, worst0, p990;
+	size_t m;
+
+	m = sibling_stats(s, total, fork, true, t0, t1, &worst, &p99);
+	sibling_stats(s, total, fork, false, t0, t1, &worst0, &p990);
+	ksft_print_msg("  %s: %zu, worst %.2f ms, p99 %.2f ms (before: worst %.2f, p99 %.2f ms)\n",
+		       what, m, worst, p99, worst0, p990);
+}
+
+/*
+ * A parent maps 8 GiB (MAP_NORESERVE), gives it an anon_vma (one page) and
+ * forks: the child's copy of the VMA gets an anon_vma of its own under the
+ * same root. The parent then populates one page in 16 (512 MiB, its own:
+ * compaction refuses shared pages, so it writes the first page again too)
+ * and compacts the range while the child splits its copy and forks.
+ */
+static void sibling_stall(void)
+{
+	const size_t nr = SIB_LEN / PG;
+	struct sibling *s = mmap(NULL, sizeof(*s), PROT_READ | PROT_WRITE,
+				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	char *p = mmap(NULL, SIB_LEN, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	size_t i, total;
+	double t0, t1;
+	struct cs614_compact_vma arg;
+	int cpu_a = -1, cpu_b = -1;
+	struct entry *tab;
+	cpu_set_t all;
+	pid_t child;
+
+	if (s == MAP_FAILED || p == MAP_FAILED || madvise(p, SIB_LEN, MADV_NOHUGEPAGE) ||
+	    sched_getaffinity(0, sizeof(all), &all))
+		ksft_exit_fail_msg("sibling setup: %s\n", strerror(errno));
+	two_cpus(&cpu_a, &cpu_b);
+	*(uint64_t *)p = 1;
+	child = fork();
+	if (child < 0)
+		ksft_exit_fail_msg("fork: %s\n", strerror(errno));
+	if (child == 0)
+		sibling_loop(s, p, SIB_LEN, cpu_b);
+	if (cpu_a >= 0)
+		pin_to_cpu(cpu_a);
+	tab = mmap(NULL, nr * sizeof(*tab), PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (tab == MAP_FAILED)
+		ksft_exit_fail_msg("mmap: %s\n", strerror(errno));
+	for (i = 0; i < nr; i += SIB_STRIDE)
+		*(uint64_t *)(p + i * PG) = i + 1;
+	atomic_store_explicit(&s->go, true, memory_order_release);
+	usleep(200000);
+	arg = (struct cs614_compact_vma){
+		.addr = (uintptr_t)p, .length = nr, .buff = (uintptr_t)tab,
+	};
+	t0 = cs614_now_us();
+	if (ioctl(fd, IOCTL_COMPACT_VMA, &arg))
+		ksft_exit_fail_msg("IOCTL_COMPACT_VMA: %s\n", strerror(errno));
+	t1 = cs614_now_us();
+	usleep(20000);
+	atomic_store_explicit(&s->stop, true, memory_order_release);
+	if (waitpid(child, NULL, 0) != child)
+		ksft_exit_fail_msg("waitpid: %s\n", strerror(errno));
+	sched_setaffinity(0, sizeof(all), &all);
+	for (i = 0; i < nr / SIB_STRIDE; i++)
+		if (*(uint64_t *)(p + i * PG) != i * SIB_STRIDE + 1)
+			ksft_exit_fail_msg("page %zu lost\n", i * SIB_STRIDE);
+
+	total = atomic_load_explicit(&s->n, memory_order_acquire);
+	ksft_print_msg("IOCTL_COMPACT_VMA, %zu MiB, %zu MiB populated, and a sibling: %.1f ms\n",
+		       SIB_LEN / MB, SIB_LEN / SIB_STRIDE / MB, (t1 - t0) / 1000);
+	sibling_report("sibling's munmap of 4 KiB", s, total, false, t0, t1);
+	sibling_report("sibling's fork", s, total, true, t0, t1);
+	munmap(tab, nr * sizeof(*tab));
+	munmap(p, SIB_LEN);
+	munmap(s, sizeof(*s));
+}
+
 /* Why userfaultfd with UFFDIO_MOVE cannot serve as the baseline here; NULL if it can. */
 static const char *no_uffd_move(void)
 {
@@ -286,7 +491,7 @@ int main(void)
 {
 	double (*const fn[3])(char *) = { by_ioctl, by_uffd_move, by_copy };
 	static const char *const name[3] = { "IOCTL_COMPACT_VMA", "UFFDIO_MOVE", "memcpy" };
-	double samples[3][REPS], med[3], with_promotion[REPS], mp;
+	double samples[3][REPS], med[3], with_promotion[REPS], mp, mr[REPS];
 	const char *why;
 	int i, r;
 
@@ -311,6 +516,11 @@ int main(void)
 	memset(table, 0, NR_PAGES * sizeof(*table));
 
 	for (r = 0; r < REPS; r++) {
+		/*
+		 * mremap() in the same rounds as the ioctl, so that the
+		 * guest's drifts weigh on both sides of the ratio alike.
+		 */
+		mr[r] = by_mremap();
 		for (i = 0; i < 3; i++) {
 			/* Rotate the order, so that none always runs first. */
 			int m = (i + r) % 3;
@@ -346,10 +556,8 @@ int main(void)
 	ksft_test_result(med[2] / med[0] >= 5, "memcpy / ioctl >= 5\n");
 
 	{
-		double mr[REPS], mm, lo, hi;
+		double mm, lo, hi;
 
-		for (r = 0; r < REPS; r++)
-			mr[r] = by_mremap();
 		mm = cs614_median(mr, REPS);
 		lo = samples[0][0];
 		hi = samples[0][REPS - 1];
@@ -364,6 +572,7 @@ int main(void)
 	stall("UFFDIO_MOVE", LEN, 0);
 	stall("IOCTL_COMPACT_VMA", 2 * LEN, 1);
 	stall("UFFDIO_MOVE", 2 * LEN, 0);
+	sibling_stall();
 	cs614_thp_restore();
 	ksft_finished();
 }
