@@ -10,7 +10,9 @@
 #                   tools/testing/selftests/mm
 . "$(dirname "$0")/lib.sh"
 
-MM_TESTS=${MM_TESTS:-"mremap_test merge split_huge_page_test khugepaged uffd-unit-tests cow"}
+default_mm_tests="mremap_test merge split_huge_page_test khugepaged uffd-unit-tests cow"
+default_mm_tests+=" ksm_functional_tests"
+MM_TESTS=${MM_TESTS:-$default_mm_tests}
 export BOOT_TIMEOUT=${BOOT_TIMEOUT:-3600}
 flavours=("$FLAVOUR" stock)
 

@@ -20,6 +20,19 @@ if [ "$(readlink /dev/stdout)" != /proc/self/fd/1 ]; then
 	ln -sfn /proc/self/fd/1 /dev/stdout
 fi
 : >"$log"
+# cgroup2 with the memory controller enabled for child cgroups, as a
+# distribution boots: the memcg tests make their cgroups under it.
+if ! awk '$2 == "/sys/fs/cgroup" && $3 == "cgroup2" { found = 1 } END { exit !found }' \
+	/proc/mounts; then
+	mount -t cgroup2 none /sys/fs/cgroup || echo "cs614 guest: cannot mount cgroup2"
+fi
+echo +memory >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null ||
+	echo "cs614 guest: cannot enable the memory controller"
+# zswap in front of the zram swap device, so that the tests that swap pages
+# out put them in zswap first.
+if [ -w /sys/module/zswap/parameters/enabled ]; then
+	echo Y >/sys/module/zswap/parameters/enabled
+fi
 if [ "$mode" = mm ]; then
 	# Each mm selftest on its own, its totals (or exit status) recorded.
 	cd mm || exit 1
