@@ -31,7 +31,6 @@ use crate::{
         self,
         GupFastFenceExt,
         PackedMove,
-        PACKED_VANISHED,
         POPULATED_LARGE, //
     },
     promote::{
@@ -169,10 +168,11 @@ pub(crate) fn compact(
     registration: Option<PendingRegistration<'_>>,
     stats: &mut CompactStats,
 ) -> Result {
-    let populated = compact_locked(mm, req, stats)?;
+    let (populated, huge_ok) = compact_locked(mm, req, stats)?;
 
-    // Promote what became promotable: the 2 MiB-aligned ranges of the new populated front.
-    if let Some(registration) = registration {
+    // Promote what became promotable: the 2 MiB-aligned ranges of the new populated front,
+    // unless the vma refuses huge pages (then not even the LRU caches are drained).
+    if let Some(registration) = registration.filter(|_| huge_ok) {
         stats.promoted = promote::promote_now(mm, req.start, req.addr(populated.len()));
         if stats.promoted > 0 {
             // Later splits of the new huge pages demote them, as for promotion.
@@ -185,8 +185,12 @@ pub(crate) fn compact(
 }
 
 /// Moves the populated pages of the range to its front; returns the original indices of those
-/// now there, ascending.
-fn compact_locked(mm: &MmWithUser, req: &Request, stats: &mut CompactStats) -> Result<KVVec<u32>> {
+/// now there, ascending, and whether the vma allows huge pages (not `MADV_NOHUGEPAGE`).
+fn compact_locked(
+    mm: &MmWithUser,
+    req: &Request,
+    stats: &mut CompactStats,
+) -> Result<(KVVec<u32>, bool)> {
     // Allocated before the lock, and charged to the caller: the less done under the lock, the
     // shorter other threads wait.
     let mut batch = KVec::from_elem(0usize, WALK_BATCH, GFP_KERNEL_ACCOUNT)?;
@@ -200,6 +204,7 @@ fn compact_locked(mm: &MmWithUser, req: &Request, stats: &mut CompactStats) -> R
         {
             return Err(EINVAL);
         }
+        let huge_ok = vma.flags() & flags::NOHUGEPAGE == 0;
         let vma = fence.vma_start_write(vma)?;
         let (mut populated, large) = collect(fence, vma, req, &mut batch)?;
 
@@ -213,7 +218,7 @@ fn compact_locked(mm: &MmWithUser, req: &Request, stats: &mut CompactStats) -> R
             .position(|(j, &p)| p as usize != j)
             .unwrap_or(k);
         if first == k {
-            return Ok(populated);
+            return Ok((populated, huge_ok));
         }
         for &(from, to) in large.iter() {
             let from = (from as usize).max(first);
@@ -227,41 +232,24 @@ fn compact_locked(mm: &MmWithUser, req: &Request, stats: &mut CompactStats) -> R
         // ascending order, the slots below it are filled and the others up to `populated[j]`
         // empty by then. A page that reclaim discarded since the walk (lazyfree) takes no slot
         // and leaves the list: it becomes a hole of the table, as it became one of the range.
-        let mut kept = first;
-        let mut j = first;
-        while j < k {
-            let n = (k - j).min(WALK_BATCH);
-            let srcs = batch.get_mut(..n).ok_or(EINVAL)?;
-            for (src, &p) in srcs.iter_mut().zip(populated.get(j..j + n).ok_or(EINVAL)?) {
-                *src = req.addr(p as usize);
+        let dst = u32::try_from(first).map_err(|_| EINVAL)?;
+        let idx = populated.get_mut(first..).ok_or(EINVAL)?;
+        let n = idx.len();
+        let packed = fence.pack_anon_pages(&mut pm, vma, req.start, dst, idx)?;
+        if packed.done != n {
+            // Cut short by a fatal signal, the caller being killed; else by a pin that lasted,
+            // which the fence should have made impossible.
+            if kernel::current!().signal_pending() {
+                return Err(EINTR);
             }
-            let (done, alone) = fence.pack_anon_pages(&mut pm, vma, req.addr(kept), srcs)?;
-            if done != n {
-                // Cut short by a fatal signal, the caller being killed; else by a pin that
-                // lasted, which the fence should have made impossible.
-                if kernel::current!().signal_pending() {
-                    return Err(EINTR);
-                }
-                pr_warn_once!("compaction did {done} pages of {n}\n");
-                return Err(EIO);
-            }
-            let mut moved = 0;
-            for (i, &src) in srcs.iter().enumerate() {
-                if src & PACKED_VANISHED != 0 {
-                    stats.vanished += 1;
-                    continue;
-                }
-                let p = *populated.get(j + i).ok_or(EINVAL)?;
-                *populated.get_mut(kept).ok_or(EINVAL)? = p;
-                kept += 1;
-                moved += 1;
-            }
-            stats.alone += alone;
-            stats.batched += moved - alone.min(moved);
-            j += n;
+            pr_warn_once!("compaction did {} pages of {n}\n", packed.done);
+            return Err(EIO);
         }
-        populated.truncate(kept);
-        Ok(populated)
+        stats.vanished = n - packed.kept;
+        stats.alone = packed.alone;
+        stats.batched = packed.kept - packed.alone.min(packed.kept);
+        populated.truncate(first + packed.kept);
+        Ok((populated, huge_ok))
     })
 }
 

@@ -216,10 +216,6 @@ impl Drop for CollapseControl {
 /// folio: moving it needs [`GupFastFenceExt::split_large_folios`] first.
 pub(crate) const POPULATED_LARGE: usize = bindings::VMA_POPULATED_LARGE as usize;
 
-/// Set by [`GupFastFenceExt::pack_anon_pages`] on the address of a page that was gone when its
-/// turn came: reclaim discarded it (a lazyfree page) after the walk. It took no destination.
-pub(crate) const PACKED_VANISHED: usize = bindings::PACKED_MOVE_VANISHED as usize;
-
 /// Splits the large folios that the user memory `start..end` of the current process (page
 /// aligned) shares with memory outside it, so that pinning it pins nothing else. Best effort: a
 /// folio that cannot be split now is left whole.
@@ -227,6 +223,17 @@ pub(crate) fn split_folios_straddling(start: usize, end: usize) {
     // SAFETY: Always safe to call from process context: the C function takes the locks it needs
     // and only looks at the current process's mappings.
     unsafe { bindings::split_folios_straddling(start, end) };
+}
+
+/// What one call of [`GupFastFenceExt::pack_anon_pages`] did.
+pub(crate) struct Packed {
+    /// How many indices it went through: all of them but on a fatal signal.
+    pub(crate) done: usize,
+    /// How many pages moved; the others vanished.
+    pub(crate) kept: usize,
+    /// How many of those moved one by one rather than in a batch of their page table (the zero
+    /// page, swap and migration entries, pages still in an ancestor's anon_vma after fork).
+    pub(crate) alone: usize,
 }
 
 /// What [`GupFastFenceExt::pack_anon_pages`] needs besides the locks: room for a page table's
@@ -293,29 +300,28 @@ pub(crate) trait GupFastFenceExt {
     /// cannot fail for want of one. Fails with `ENOMEM`.
     fn alloc_page_tables(&self, vma: &VmaWriteLocked, start: usize, end: usize) -> Result;
 
-    /// Moves the pages at the addresses `srcs` holds, in ascending order, to consecutive pages
-    /// from `dst`, zero copy, as `UFFDIO_MOVE` does page by page: the page table entries move,
-    /// the pages and their contents stay. A page gone when its turn comes (reclaim discarded a
-    /// lazyfree page) takes no destination and gets [`PACKED_VANISHED`] set in `srcs`.
+    /// Moves the pages of the indices `idx` holds, in ascending order, to consecutive pages
+    /// from index `dst`, zero copy, as `UFFDIO_MOVE` does page by page: the page table entries
+    /// move, the pages and their contents stay. Indices count pages from `base`.
     ///
     /// `vma` must be a private, writable anonymous vma not registered with userfaultfd
-    /// (`EBUSY`); `dst` inside it, each address of `srcs` above the page it goes to (`EINVAL`),
-    /// and each destination empty when its turn comes (`EEXIST`). The pages must have been
-    /// accepted by [`GupFastFenceExt::populated_pages`] under this fence, and their large folios
-    /// split. No address maps two pages at once for two CPUs: a slot emptied by an earlier move
-    /// is flushed from the TLB before it is refilled.
+    /// (`EBUSY`); `base` and every page inside it, each index above the page it goes to
+    /// (`EINVAL`), and each destination empty when its turn comes (`EEXIST`). The pages must
+    /// have been accepted by [`GupFastFenceExt::populated_pages`] under this fence, and their
+    /// large folios split. No address maps two pages at once for two CPUs: a slot emptied by
+    /// an earlier move is flushed from the TLB before it is refilled.
     ///
-    /// Returns how many addresses of `srcs` it did (moved, or marked vanished), all of them but
-    /// on a fatal signal, and how many pages moved one by one rather than in a batch of their
-    /// page table (the zero page, swap and migration entries, pages still in an ancestor's
-    /// anon_vma after fork).
+    /// A page gone when its turn comes (reclaim discarded a lazyfree page) takes no
+    /// destination and is dropped from `idx`: the returned [`Packed::kept`] indices that
+    /// start `idx` are those of the pages that moved, in order.
     fn pack_anon_pages(
         &self,
         pm: &mut PackedMove,
         vma: &VmaWriteLocked,
-        dst: usize,
-        srcs: &mut [usize],
-    ) -> Result<(usize, usize)>;
+        base: usize,
+        dst: u32,
+        idx: &mut [u32],
+    ) -> Result<Packed>;
 }
 
 impl GupFastFenceExt for GupFastFence<'_, '_> {
@@ -352,27 +358,35 @@ impl GupFastFenceExt for GupFastFence<'_, '_> {
         &self,
         pm: &mut PackedMove,
         vma: &VmaWriteLocked,
-        dst: usize,
-        srcs: &mut [usize],
-    ) -> Result<(usize, usize)> {
+        base: usize,
+        dst: u32,
+        idx: &mut [u32],
+    ) -> Result<Packed> {
         own_vma(self.mm(), vma)?;
-        let nr = u32::try_from(srcs.len()).map_err(|_| EINVAL)?;
+        let nr = u32::try_from(idx.len()).map_err(|_| EINVAL)?;
+        let mut kept = 0;
         let mut alone = 0;
         // SAFETY: We hold the mmap write lock of the mm of `vma`, which is write-locked, and
-        // GUP-fast is fenced, as the C function requires; it checks the addresses against `vma`.
-        // `pm` is a live state used by this call alone, being borrowed mutably; `srcs` holds
-        // `nr` addresses; `alone` is a valid location.
+        // GUP-fast is fenced, as the C function requires; it checks the indices against `vma`.
+        // `pm` is a live state used by this call alone, being borrowed mutably; `idx` holds `nr`
+        // indices; `kept` and `alone` are valid locations.
         let ret = unsafe {
             bindings::move_anon_pages_packed(
                 pm.ptr.as_ptr(),
                 vma.as_ptr(),
+                base,
                 dst,
-                srcs.as_mut_ptr(),
+                idx.as_mut_ptr(),
                 nr,
+                &mut kept,
                 &mut alone,
             )
         };
-        Ok((count_or_errno(ret)?, alone))
+        Ok(Packed {
+            done: count_or_errno(ret)?,
+            kept: kept as usize,
+            alone,
+        })
     }
 }
 //@ end
