@@ -107,7 +107,8 @@ tap_totals() {
 }
 
 # vng_exec IMAGE RUNDIR COMMAND: boot IMAGE with virtme-ng (TCG unless
-# KVM=1; 2 vCPUs, 4 GiB in two NUMA nodes of one vCPU and 2 GiB each), RUNDIR
+# KVM=1; 2 vCPUs, 4 GiB in two NUMA nodes of 2 GiB, the second without CPUs:
+# a QEMU socket cannot span nodes), RUNDIR
 # writable in the guest, run COMMAND there
 # and give up after BOOT_TIMEOUT seconds. The console goes to stdout and to
 # RUNDIR.console. Both streams pass through a pipe: QEMU reopens its stdio
@@ -118,7 +119,7 @@ vng_exec() {
 	# shellcheck disable=SC2086
 	in_root timeout --kill-after=15 "${BOOT_TIMEOUT:-1200}" \
 		vng --run "$image" $accel --disable-microvm --cpus 2 --memory 4G \
-		--numa 2G,cpus=0 --numa 2G,cpus=1 \
+		--numa 2G,cpus=0-1 --numa 2G \
 		--rwdir "$rundir" --exec "$cmd" </dev/null 2>&1 |
 		tee "$rundir.console" || log "virtme-ng exited with status $?"
 }

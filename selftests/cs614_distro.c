@@ -664,11 +664,29 @@ static long numa_scan_seq(void)
  * pass may skip a new VMA, the next one scans it, whole. False after
  * NUMA_WAIT_S seconds; *upd and *seq then say how far it got.
  */
+/* A thread that waits for its pipe to close: the mm then has two users. */
+static void *numa_idle_thread(void *arg)
+{
+	char c;
+
+	return (void *)(long)read(*(int *)arg, &c, 1);
+}
+
 static bool numa_scanned(long *upd, long want, long *seq)
 {
 	const long upd0 = *upd, seq0 = *seq;
 	double end = now_s() + NUMA_WAIT_S, t;
+	pthread_t idle;
+	int pipefd[2];
+	bool ok = false;
 
+	/*
+	 * The scanner leaves alone the pages of a single-threaded process
+	 * that are on the node it runs on (change_pte_range()): with a
+	 * second thread, every page gets a hinting PTE.
+	 */
+	if (pipe(pipefd) || pthread_create(&idle, NULL, numa_idle_thread, &pipefd[0]))
+		return false;
 	do {
 		/* The scanner runs on the task's ticks: 100 ms of user time. */
 		t = now_s() + 0.1;
@@ -676,10 +694,12 @@ static bool numa_scanned(long *upd, long want, long *seq)
 			continue;
 		*upd = cs614_vmstat("numa_pte_updates");
 		*seq = numa_scan_seq();
-		if (*upd - upd0 >= want && (seq0 < 0 || *seq >= seq0 + 3))
-			return true;
-	} while (now_s() < end);
-	return false;
+		ok = *upd - upd0 >= want && (seq0 < 0 || *seq >= seq0 + 3);
+	} while (!ok && now_s() < end);
+	close(pipefd[1]);
+	pthread_join(idle, NULL);
+	close(pipefd[0]);
+	return ok;
 }
 
 FIXTURE(numa)
