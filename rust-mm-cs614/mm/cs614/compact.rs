@@ -96,7 +96,9 @@ impl Request {
         // the range could not move.
         mm_ext::split_folios_straddling(
             table & !(PAGE_SIZE - 1),
-            table_end.checked_next_multiple_of(PAGE_SIZE).ok_or(EFAULT)?,
+            table_end
+                .checked_next_multiple_of(PAGE_SIZE)
+                .ok_or(EFAULT)?,
         );
         Ok(Self {
             start,
@@ -253,6 +255,10 @@ fn compact_locked(
     })
 }
 
+/// The indices of the populated pages of a range, ascending, and the runs `[first, end)` of
+/// those that belong to large folios.
+type Collected = (KVVec<u32>, KVVec<(u32, u32)>);
+
 /// Collects every populated page of the range, ascending, and the runs `[first, end)` of those
 /// that belong to large folios: a page that cannot move fails the request here.
 fn collect(
@@ -260,7 +266,7 @@ fn collect(
     vma: &VmaWriteLocked,
     req: &Request,
     batch: &mut [usize],
-) -> Result<(KVVec<u32>, KVVec<(u32, u32)>)> {
+) -> Result<Collected> {
     let mut populated = KVVec::<u32>::new();
     let mut large = KVVec::<(u32, u32)>::new();
     let mut cursor = req.start;
