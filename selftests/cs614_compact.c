@@ -927,25 +927,6 @@ static double seconds_since(const struct timespec *start)
 	return now.tv_sec - start->tv_sec + (now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
-/* The first two CPUs the process may run on; false if it may run on one only. */
-static bool two_cpus(int *first, int *second)
-{
-	cpu_set_t set;
-	int cpu, k = 0;
-
-	if (sched_getaffinity(0, sizeof(set), &set))
-		return false;
-	for (cpu = 0; cpu < CPU_SETSIZE && k < 2; cpu++) {
-		if (!CPU_ISSET(cpu, &set))
-			continue;
-		if (k++)
-			*second = cpu;
-		else
-			*first = cpu;
-	}
-	return k == 2;
-}
-
 /* Pins the calling thread to cpu. */
 static int pin_to_cpu(int cpu)
 {
@@ -1196,7 +1177,7 @@ TEST_F_TIMEOUT(compact, coherence, 300)
 	cpu_set_t all;
 	pid_t yielder;
 
-	if (!two_cpus(&cpu_r1, &cpu_r2))
+	if (!cs614_two_cpus(&cpu_r1, &cpu_r2))
 		SKIP(return, "one CPU only");
 	t = mmap(NULL, table_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	turns = mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -2341,7 +2322,7 @@ TEST_F_TIMEOUT(dio, transient_pins_waited_out, 300)
 		cs614_stamp(p, i, 0);
 	self->w.dev = self->dev;
 	self->w.page = p + b * PG;
-	if (two_cpus(&cpu_a, &cpu_b)) {
+	if (cs614_two_cpus(&cpu_a, &cpu_b)) {
 		ASSERT_EQ(0, start_on_cpu(&self->thread, cpu_b, dio_write_loop, &self->w));
 		ASSERT_EQ(0, pin_to_cpu(cpu_a));
 	} else {

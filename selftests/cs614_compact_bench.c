@@ -293,25 +293,6 @@ struct sibling {
 	bool fork[SIB_MAX];	/* a fork(), not a munmap() */
 };
 
-/* The first two CPUs the process may run on; false if it may run on one only. */
-static bool two_cpus(int *first, int *second)
-{
-	cpu_set_t set;
-	int cpu, k = 0;
-
-	if (sched_getaffinity(0, sizeof(set), &set))
-		return false;
-	for (cpu = 0; cpu < CPU_SETSIZE && k < 2; cpu++) {
-		if (!CPU_ISSET(cpu, &set))
-			continue;
-		if (k++)
-			*second = cpu;
-		else
-			*first = cpu;
-	}
-	return k == 2;
-}
-
 static void pin_to_cpu(int cpu)
 {
 	cpu_set_t set;
@@ -428,7 +409,7 @@ static void sibling_stall(void)
 	if (s == MAP_FAILED || p == MAP_FAILED || madvise(p, SIB_LEN, MADV_NOHUGEPAGE) ||
 	    sched_getaffinity(0, sizeof(all), &all))
 		ksft_exit_fail_msg("sibling setup: %s\n", strerror(errno));
-	two_cpus(&cpu_a, &cpu_b);
+	cs614_two_cpus(&cpu_a, &cpu_b);
 	*(uint64_t *)p = 1;
 	child = fork();
 	if (child < 0)

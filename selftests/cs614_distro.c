@@ -1387,22 +1387,6 @@ static void damon_remove(void)
 
 #define DEBUGFS		"/sys/kernel/debug"
 
-/* Whether the directory at path has no entries (an unmounted debugfs). */
-static bool dir_empty(const char *path)
-{
-	DIR *d = opendir(path);
-	struct dirent *de;
-	bool empty = true;
-
-	if (!d)
-		return false;
-	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			empty = false;
-	closedir(d);
-	return empty;
-}
-
 FIXTURE(aging)
 {
 	int fd;
@@ -1454,7 +1438,7 @@ TEST_F_TIMEOUT(aging, damon_and_mglru, 300)
 	ASSERT_NE(NULL, t);
 	ASSERT_NE(NULL, p);
 	ASSERT_NE(NULL, c);
-	if (access(LRU_GEN, F_OK) && dir_empty(DEBUGFS))
+	if (access(LRU_GEN, F_OK) && cs614_dir_empty(DEBUGFS))
 		self->debugfs = !mount("none", DEBUGFS, "debugfs", 0, NULL);
 	if (access(LRU_GEN, W_OK))
 		SKIP(return, "no writable " LRU_GEN " (CONFIG_LRU_GEN, debugfs, root)");

@@ -347,21 +347,6 @@ static long mm_structs(void)
 	return n;
 }
 
-static bool dir_empty(const char *path)
-{
-	DIR *d = opendir(path);
-	struct dirent *de;
-	bool empty = true;
-
-	if (!d)
-		return false;
-	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			empty = false;
-	closedir(d);
-	return empty;
-}
-
 FIXTURE(registry)
 {
 	int dev;
@@ -380,7 +365,7 @@ FIXTURE_SETUP(registry)
 	self->pids = calloc(CHILDREN, sizeof(*self->pids));
 	ASSERT_NE(NULL, self->pids);
 	/* Last: the teardown unmounts it, and a setup that fails is not torn down. */
-	if (access(REGISTRY, F_OK) && dir_empty(DEBUGFS))
+	if (access(REGISTRY, F_OK) && cs614_dir_empty(DEBUGFS))
 		self->mounted = !mount("none", DEBUGFS, "debugfs", 0, NULL);
 }
 

@@ -504,21 +504,6 @@ static bool is_file(const char *path)
 	return !stat(path, &st) && S_ISREG(st.st_mode);
 }
 
-static bool dir_empty(const char *path)
-{
-	struct dirent *de;
-	DIR *d = opendir(path);
-	bool empty = true;
-
-	if (!d)
-		return false;
-	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			empty = false;
-	closedir(d);
-	return empty;
-}
-
 #define TRACEFS		"/sys/kernel/tracing"
 
 /*
@@ -527,7 +512,7 @@ static bool dir_empty(const char *path)
  */
 static bool stats_available(bool *mounted)
 {
-	if (!is_file(STATS_PATH) && is_dir(DEBUGFS) && dir_empty(DEBUGFS))
+	if (!is_file(STATS_PATH) && is_dir(DEBUGFS) && cs614_dir_empty(DEBUGFS))
 		*mounted = !mount("debugfs", DEBUGFS, "debugfs", 0, NULL);
 	return is_file(STATS_PATH);
 }

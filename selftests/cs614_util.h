@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -1083,6 +1084,41 @@ static inline bool cs614_stamped(const char *page, size_t i, uint64_t seed)
 	const uint64_t *w = (const uint64_t *)page;
 
 	return w[0] == (i ^ seed) && w[4096 / 8 - 1] == ~(i ^ seed);
+}
+
+/* Whether the directory at path has no entries (an unmounted debugfs). */
+static inline bool cs614_dir_empty(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	bool empty = true;
+
+	if (!d)
+		return false;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			empty = false;
+	closedir(d);
+	return empty;
+}
+
+/* The first two CPUs the process may run on; false if it may run on one only. */
+static inline bool cs614_two_cpus(int *first, int *second)
+{
+	cpu_set_t set;
+	int cpu, k = 0;
+
+	if (sched_getaffinity(0, sizeof(set), &set))
+		return false;
+	for (cpu = 0; cpu < CPU_SETSIZE && k < 2; cpu++) {
+		if (!CPU_ISSET(cpu, &set))
+			continue;
+		if (k++)
+			*second = cpu;
+		else
+			*first = cpu;
+	}
+	return k == 2;
 }
 
 #endif /* CS614_UTIL_H */
