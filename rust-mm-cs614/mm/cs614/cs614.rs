@@ -33,6 +33,7 @@ use kernel::{
     //@ promotion
     kobject::{
         AttributeFile,
+        AttributeMode,
         AttributeOps,
         Kobject,
         ShowBuffer, //
@@ -342,7 +343,7 @@ impl kernel::InPlaceModule for Cs614Module {
             _promote <- AttributeFile::new(
                 Kobject::create_and_add(c"kobject_cs614", Kobject::kernel().ok_or(ENODEV)?)?,
                 c"promote",
-                0o644,
+                AttributeMode::new::<0o644>(),
                 PromoteFlag,
                 kernel::sync::static_lock_class!(),
             ),

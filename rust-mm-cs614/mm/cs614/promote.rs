@@ -14,8 +14,9 @@
 //!
 //! Locking, outermost first: a file's [`Registrations`], [`THREAD`], [`REGISTRY`]. The thread
 //! takes only [`REGISTRY`], briefly, to copy the list of mms, and then each mm's mmap lock
-//! through the collapse, never while holding [`REGISTRY`]; so stopping the thread with
-//! [`THREAD`] held cannot deadlock. An mm is registered by reference to the `mm_struct`
+//! through the collapse, never while holding [`REGISTRY`], and, to sleep, the lock of its
+//! [`Wake`], which it holds only to check for work and which it drops while it sleeps; so
+//! stopping the thread with [`THREAD`] held cannot deadlock. An mm is registered by reference to the `mm_struct`
 //! (`mmgrab`), not to its address space: a round takes `mmget_not_zero` for the time it works on
 //! it, so an exiting process is never kept alive by a registration, only by a round in progress.
 
@@ -41,6 +42,7 @@ use kernel::{
         Mm,
         MmWithUser, //
     },
+    new_condvar,
     new_mutex,
     pr_warn_once,
     prelude::*,
@@ -54,6 +56,8 @@ use kernel::{
             Release, //
         },
         global_lock,
+        Arc,
+        CondVar,
         Mutex, //
     },
     task::Pid,
@@ -165,7 +169,56 @@ global_lock! {
 
 global_lock! {
     // SAFETY: Initialized by `init` from the module initializer, before any other use.
-    unsafe(uninit) static THREAD: Mutex<Option<KThread>> = None;
+    unsafe(uninit) static THREAD: Mutex<Option<PromoteThread>> = None;
+}
+
+/// What the promotion thread sleeps on: a round requested (`ROUND_REQUESTED`), or a stop.
+#[pin_data]
+struct Wake {
+    /// Whether the thread must return; set by [`PromoteThread`]'s drop.
+    #[pin]
+    stop: Mutex<bool>,
+    #[pin]
+    cv: CondVar,
+}
+
+/// The promotion thread, `cs614_promote`, and what it sleeps on.
+struct PromoteThread {
+    wake: Arc<Wake>,
+    thread: KThread,
+}
+
+impl PromoteThread {
+    /// Starts the thread, which sleeps until a round is requested.
+    fn start() -> Result<Self> {
+        let wake = Arc::pin_init(
+            pin_init!(Wake {
+                stop <- new_mutex!(false, "cs614::Wake::stop"),
+                cv <- new_condvar!("cs614::Wake::cv"),
+            }),
+            GFP_KERNEL,
+        )?;
+        let theirs = wake.clone();
+        let thread = KThread::run(c"cs614_promote", GFP_KERNEL, move |ctx| {
+            promote_thread(ctx, &theirs)
+        })?;
+        Ok(Self { wake, thread })
+    }
+
+    /// Wakes the thread up for a round that `ROUND_REQUESTED` asks for.
+    fn kick(&self) {
+        // Taken once the bit is set: a thread that found it clear is queued on `cv` by now.
+        drop(self.wake.stop.lock());
+        self.wake.cv.notify_one();
+    }
+}
+
+impl Drop for PromoteThread {
+    /// Stops the thread: wakes it up to return, then `self.thread`'s drop waits for that.
+    fn drop(&mut self) {
+        *self.wake.stop.lock() = true;
+        self.wake.cv.notify_one();
+    }
 }
 
 /// Initializes the global locks of this module.
@@ -194,7 +247,7 @@ pub(crate) fn request_round() {
     let thread = THREAD.lock();
     if let Some(thread) = thread.as_ref() {
         round_update(|r| r | ROUND_REQUESTED | ROUND_PENDING);
-        thread.task().wake_up();
+        thread.kick();
     }
 }
 
@@ -270,7 +323,7 @@ impl Registrations {
             .reserve(registry.reserved + 1, GFP_KERNEL)?;
         if thread.is_none() {
             // The new thread sleeps until a round is requested, which needs `THREAD`.
-            *thread = Some(KThread::run(c"cs614_promote", GFP_KERNEL, promote_thread)?);
+            *thread = Some(PromoteThread::start()?);
         }
         // INVARIANT: Both have room for one more.
         mine.reserved += 1;
@@ -392,8 +445,8 @@ impl PinnedDrop for Registrations {
 }
 
 /// The promotion thread: one round per request, until stopped.
-fn promote_thread(ctx: &KThreadContext) {
-    while ctx.sleep_until(|| ROUND.load(Acquire) & ROUND_REQUESTED != 0) {
+fn promote_thread(ctx: &KThreadContext, wake: &Wake) {
+    while wait_for_round(wake) {
         round_update(|r| r & !ROUND_REQUESTED);
         let start = Instant::<Monotonic>::now();
         let round = run_round(ctx);
@@ -408,6 +461,16 @@ fn promote_thread(ctx: &KThreadContext) {
         // The round is over unless another one was requested meanwhile.
         let _ = ROUND.cmpxchg(ROUND_PENDING, 0, Full);
     }
+}
+
+/// Sleeps until a round is requested: `true`; or until the thread must stop: `false`.
+fn wait_for_round(wake: &Wake) -> bool {
+    let mut stop = wake.stop.lock();
+    while !*stop && ROUND.load(Acquire) & ROUND_REQUESTED == 0 {
+        // A kernel thread takes no signals: there is none to check for.
+        let _ = wake.cv.wait_interruptible(&mut stop);
+    }
+    !*stop
 }
 
 /// What a round did.
