@@ -85,10 +85,10 @@ static bool hole_faults(const char *addr)
 	struct rusage before, after;
 	char c;
 
-	if (cs614_pagemap(addr) & CS614_PM_PRESENT)
+	if (cs614_pagemap(addr) & PM_PRESENT)
 		return false;
 	getrusage(RUSAGE_SELF, &before);
-	c = *(const volatile char *)addr;
+	c = FORCE_READ(*addr);
 	getrusage(RUSAGE_SELF, &after);
 	return c == 0 && after.ru_minflt > before.ru_minflt;
 }
@@ -411,16 +411,17 @@ TEST_F(compact, other_vma_kinds_refused)
 	close(memfd);
 }
 
-/* A userfaultfd registered on the range, in mode (MISSING or WP). */
-static int uffd_register(void *p, size_t len, __u64 mode)
+/* A userfaultfd registered on the range, in mode (MISSING or WP, or both). */
+static int uffd_open_registered(void *p, size_t len, __u64 mode)
 {
 	struct uffdio_api api = { .api = UFFD_API };
-	struct uffdio_register reg = { .range = { (uintptr_t)p, len }, .mode = mode };
 	int uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 
 	if (uffd < 0)
 		return -1;
-	if (ioctl(uffd, UFFDIO_API, &api) || ioctl(uffd, UFFDIO_REGISTER, &reg)) {
+	if (ioctl(uffd, UFFDIO_API, &api) ||
+	    uffd_register(uffd, p, len, mode & UFFDIO_REGISTER_MODE_MISSING,
+			  mode & UFFDIO_REGISTER_MODE_WP, false)) {
 		close(uffd);
 		return -1;
 	}
@@ -457,7 +458,7 @@ TEST_F(compact, userfaultfd_ranges)
 		cs614_stamp(p, i, 8);
 	pfns_of(p, n, pfns);
 	for (m = 0; m < ARRAY_SIZE(modes); m++) {
-		uffd = uffd_register(p, n * PG, modes[m].mode);
+		uffd = uffd_open_registered(p, n * PG, modes[m].mode);
 		if (uffd < 0 && m == 0)
 			SKIP(munmap(p, n * PG); return, "userfaultfd WP: %s", strerror(errno));
 		ASSERT_LE(0, uffd) TH_LOG("%s: %s", modes[m].name, strerror(errno));
@@ -751,16 +752,17 @@ TEST_F_TIMEOUT(compact, sparse_2g, 300)
 	munmap(p, 2 * GB);
 }
 
+/* Shared by all the churn threads. */
 struct churn {
-	volatile bool stop;
-	unsigned long iterations;
+	atomic_bool stop;
+	atomic_ulong iterations;
 };
 
 static void *churn_thread(void *arg)
 {
 	struct churn *c = arg;
 
-	while (!c->stop) {
+	while (!atomic_load_explicit(&c->stop, memory_order_acquire)) {
 		char *q = mmap(NULL, 64 * PG, PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
@@ -769,7 +771,8 @@ static void *churn_thread(void *arg)
 		memset(q, 1, 64 * PG);
 		munmap(q + 8 * PG, 8 * PG);
 		munmap(q, 64 * PG);
-		c->iterations++;
+		/* A count only, read once the threads are joined. */
+		atomic_fetch_add_explicit(&c->iterations, 1, memory_order_relaxed);
 	}
 	return NULL;
 }
@@ -779,12 +782,14 @@ TEST_F_TIMEOUT(compact, stress, 300)
 	const size_t n = 1024;
 	struct entry *t = calloc(n, sizeof(*t));
 	char *p = map_aligned(n * PG);
-	struct churn churn = {};
+	struct churn churn;
 	pthread_t threads[3];
 	int i, rounds = 0;
 	struct timespec t0, t1;
 
 	ASSERT_NE(NULL, p);
+	atomic_init(&churn.stop, false);
+	atomic_init(&churn.iterations, 0);
 	for (i = 0; i < 3; i++)
 		ASSERT_EQ(0, pthread_create(&threads[i], NULL, churn_thread, &churn));
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -800,10 +805,11 @@ TEST_F_TIMEOUT(compact, stress, 300)
 		rounds++;
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 	} while (t1.tv_sec - t0.tv_sec < 4);
-	churn.stop = true;
+	atomic_store_explicit(&churn.stop, true, memory_order_release);
 	for (i = 0; i < 3; i++)
 		pthread_join(threads[i], NULL);
-	TH_LOG("%d compactions, %lu mmaps by other threads", rounds, churn.iterations);
+	TH_LOG("%d compactions, %lu mmaps by other threads", rounds,
+	       atomic_load_explicit(&churn.iterations, memory_order_relaxed));
 	EXPECT_LT(1, rounds);
 	munmap(p, n * PG);
 	free(t);
@@ -1041,7 +1047,7 @@ static bool sparse_each_once(struct __test_metadata *_metadata, char *p, uint64_
 			ok = false;
 		}
 		for (j = 0; ok && j < chunk; j++) {
-			if (!(pm[j] & (CS614_PM_PRESENT | CS614_PM_SWAP)))
+			if (!(pm[j] & (PM_PRESENT | PM_SWAP)))
 				continue;
 			s = base + j;
 			i = *(uint64_t *)(p + s * PG) ^ seed;
@@ -1555,7 +1561,7 @@ static size_t swapped_pages(const char *p, size_t n)
 	size_t i, k = 0;
 
 	for (i = 0; i < n; i++)
-		k += !!(cs614_pagemap(p + i * PG) & CS614_PM_SWAP);
+		k += !!(cs614_pagemap(p + i * PG) & PM_SWAP);
 	return k;
 }
 
@@ -1604,7 +1610,7 @@ TEST_F(swap, shared_swap_entries_refused)
 	}
 	ASSERT_EQ(0, cs614_where(p, n, before));
 	for (i = 0; i < n; i++)
-		ASSERT_EQ(i % 2 ? 0 : CS614_PM_SWAP, before[i] & (CS614_PM_PRESENT | CS614_PM_SWAP))
+		ASSERT_EQ(i % 2 ? 0 : PM_SWAP, before[i] & (PM_PRESENT | PM_SWAP))
 			TH_LOG("page %zu", i);
 	fill_table(t, n);
 
@@ -1652,8 +1658,8 @@ TEST_F(swap, swapped_pages_move)
 		TH_LOG("%zu of %zu pages swapped out", swapped_pages(p, n / 2), n / 4);
 	ASSERT_EQ(0, cs614_where(p, n, before));
 	for (i = 0; i < n; i++) {
-		want = i % 2 ? 0 : i < n / 2 ? CS614_PM_SWAP : CS614_PM_PRESENT;
-		ASSERT_EQ(want, before[i] & (CS614_PM_PRESENT | CS614_PM_SWAP))
+		want = i % 2 ? 0 : i < n / 2 ? PM_SWAP : PM_PRESENT;
+		ASSERT_EQ(want, before[i] & (PM_PRESENT | PM_SWAP))
 			TH_LOG("page %zu", i);
 	}
 
@@ -2085,7 +2091,7 @@ TEST_F_TIMEOUT(memcg, lazyfree_under_reclaim, 300)
 				ASSERT_EQ(0, madvise(p + i * PG, 16 * PG, MADV_FREE));
 		ASSERT_EQ(0, cs614_pagemap_range(p, n, pm));
 		for (i = 0; i < n; i++)
-			present += lazy_free(i) && (pm[i] & CS614_PM_PRESENT);
+			present += lazy_free(i) && (pm[i] & PM_PRESENT);
 		fill_table(t, n);
 
 		atomic_store_explicit(&self->rc.in_call, true, memory_order_release);

@@ -110,14 +110,12 @@ static double by_ioctl(char *p)
 static double by_uffd_move(char *p)
 {
 	struct uffdio_api api = { .api = UFFD_API };
-	struct uffdio_register reg = {
-		.range = { (uintptr_t)p, LEN }, .mode = UFFDIO_REGISTER_MODE_MISSING,
-	};
 	int uffd = syscall(__NR_userfaultfd, O_CLOEXEC);
 	size_t i, k = 0;
 	double t;
 
-	if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api) || ioctl(uffd, UFFDIO_REGISTER, &reg))
+	if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api) ||
+	    uffd_register(uffd, p, LEN, true, false, false))
 		ksft_exit_fail_msg("userfaultfd: %s\n", strerror(errno));
 	t = cs614_now_us();
 	for (i = 0; i < NR_PAGES; i += 2, k++) {
@@ -185,8 +183,9 @@ static double by_mremap(void)
 /* The mmap()+munmap() loop of the second thread, and what it saw. */
 #define MAX_LAT		1048576	/* samples */
 
+/* Only stop is shared while the thread runs; the samples are read once it is joined. */
 static struct {
-	volatile int stop;
+	atomic_bool stop;
 	size_t n;
 	double start[MAX_LAT], dur[MAX_LAT];
 } lat;
@@ -194,7 +193,7 @@ static struct {
 static void *latency_thread(void *arg)
 {
 	(void)arg;
-	while (!lat.stop && lat.n < MAX_LAT) {
+	while (!atomic_load_explicit(&lat.stop, memory_order_acquire) && lat.n < MAX_LAT) {
 		double t = cs614_now_us();
 		void *q = mmap(NULL, PG, PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -225,7 +224,7 @@ static void stall(const char *what, size_t len, int by_ioctl_call)
 		ksft_exit_fail_msg("setup: %s\n", strerror(errno));
 	for (i = 0; i < nr; i += 2)
 		*(uint64_t *)(p + i * PG) = i + 1;
-	lat.stop = 0;
+	atomic_store_explicit(&lat.stop, false, memory_order_release);
 	lat.n = 0;
 	if (pthread_create(&th, NULL, latency_thread, NULL))
 		ksft_exit_fail_msg("pthread_create\n");
@@ -240,12 +239,10 @@ static void stall(const char *what, size_t len, int by_ioctl_call)
 			ksft_exit_fail_msg("IOCTL_COMPACT_VMA: %s\n", strerror(errno));
 	} else {
 		struct uffdio_api api = { .api = UFFD_API };
-		struct uffdio_register reg = {
-			.range = { (uintptr_t)p, len }, .mode = UFFDIO_REGISTER_MODE_MISSING,
-		};
 		int uffd = syscall(__NR_userfaultfd, O_CLOEXEC);
 
-		if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api) || ioctl(uffd, UFFDIO_REGISTER, &reg))
+		if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api) ||
+		    uffd_register(uffd, p, len, true, false, false))
 			ksft_exit_fail_msg("userfaultfd: %s\n", strerror(errno));
 		for (i = 2, k = 1; i < nr; i += 2, k++) {
 			struct uffdio_move mv = {
@@ -260,7 +257,7 @@ static void stall(const char *what, size_t len, int by_ioctl_call)
 	}
 	t1 = cs614_now_us();
 	usleep(20000);
-	lat.stop = 1;
+	atomic_store_explicit(&lat.stop, true, memory_order_release);
 	pthread_join(th, NULL);
 	d = malloc(lat.n * sizeof(*d));
 	if (!d)

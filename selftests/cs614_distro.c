@@ -237,7 +237,7 @@ static const char *setup_common(int *fd)
 /* Whether the page at addr is present, from pagemap: reading it would fault it in. */
 static bool present(const void *addr)
 {
-	return cs614_pagemap(addr) & CS614_PM_PRESENT;
+	return cs614_pagemap(addr) & PM_PRESENT;
 }
 
 /*
@@ -252,7 +252,7 @@ static bool hole_faults(const char *addr)
 	if (present(addr))
 		return false;
 	getrusage(RUSAGE_SELF, &before);
-	c = *(const volatile char *)addr;
+	c = FORCE_READ(*addr);
 	getrusage(RUSAGE_SELF, &after);
 	return c == 0 && after.ru_minflt > before.ru_minflt;
 }
@@ -390,7 +390,8 @@ static char *free_range(size_t len)
  * every page merged into it: not exclusive, compaction cannot move it and
  * promotion's collapse counts it shared.
  */
-#define KPF_KSM		21
+/* A mask, as vm_util.h's KPF_* (which has no KPF_KSM). */
+#define KPF_KSM		BIT_ULL(21)
 #define KSM_WAIT_S	45
 
 /* The number of the n pages at p that are KSM pages, from kpageflags. */
@@ -401,7 +402,7 @@ static size_t ksm_pages(const char *p, size_t n)
 
 	for (i = 0; i < n; i++) {
 		pfn = cs614_pfn(p + i * PG);
-		k += pfn && (cs614_kpageflags(pfn) & (1ULL << KPF_KSM));
+		k += pfn && (cs614_kpageflags(pfn) & KPF_KSM);
 	}
 	return k;
 }

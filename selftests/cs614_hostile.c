@@ -541,7 +541,7 @@ static size_t compacted_wrong(struct __test_metadata *_metadata, char *p, size_t
 			continue;
 		}
 		if (pfns[i] ? cs614_pfn(want) != pfns[i] || !cs614_stamped(want, i, seed) :
-			      !!(cs614_pagemap(want) & (CS614_PM_PRESENT | CS614_PM_SWAP))) {
+			      !!(cs614_pagemap(want) & (PM_PRESENT | PM_SWAP))) {
 			if (!wrong++)
 				TH_LOG("page %zu: wrong at %p", i, want);
 		}
@@ -1013,7 +1013,7 @@ static size_t unexplained(struct __test_metadata *_metadata, const char *p, cons
 	uint64_t v;
 
 	for (f = 0; f < RACE_PAGES; f++) {
-		if (!(pm[f] & (CS614_PM_PRESENT | CS614_PM_SWAP)))
+		if (!(pm[f] & (PM_PRESENT | PM_SWAP)))
 			continue;	/* a hole */
 		v = *(const uint64_t *)(p + f * PG);
 		if (!v)
@@ -1035,7 +1035,7 @@ static size_t duplicated(const char *p, const uint64_t *pm, uint64_t *tokens)
 	size_t f, n = 0, dups = 0;
 
 	for (f = 0; f < RACE_PAGES; f++)
-		if ((pm[f] & (CS614_PM_PRESENT | CS614_PM_SWAP)) && *(const uint64_t *)(p + f * PG))
+		if ((pm[f] & (PM_PRESENT | PM_SWAP)) && *(const uint64_t *)(p + f * PG))
 			tokens[n++] = *(const uint64_t *)(p + f * PG);
 	qsort(tokens, n, sizeof(*tokens), cmp_u64);
 	for (f = 1; f < n; f++)

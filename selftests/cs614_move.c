@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -617,7 +618,7 @@ TEST_F(fail, special_mapping)
 #define CHURN_THREADS	8
 #define MOVES		1000
 
-static volatile bool churn_stop;
+static atomic_bool churn_stop;
 
 static void *churn(void *arg)
 {
@@ -625,7 +626,7 @@ static void *churn(void *arg)
 	unsigned long n = 0;
 
 	(void)arg;
-	while (!churn_stop && n < 1000000) {
+	while (!atomic_load_explicit(&churn_stop, memory_order_acquire) && n < 1000000) {
 		size_t len = (1 + n % 8) * pg;
 		char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -654,7 +655,7 @@ TEST_F(move, concurrent_churn)
 			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0));
 	ASSERT_FALSE(cs614_any_mapped(b, len));
 	cs614_fill_pattern(a, len, 11);
-	churn_stop = false;
+	atomic_store_explicit(&churn_stop, false, memory_order_release);
 	for (i = 0; i < CHURN_THREADS; i++)
 		ASSERT_EQ(0, pthread_create(&threads[i], NULL, churn, NULL));
 	for (i = 0; i < MOVES; i++) {
@@ -665,7 +666,7 @@ TEST_F(move, concurrent_churn)
 			break;
 		}
 	}
-	churn_stop = true;
+	atomic_store_explicit(&churn_stop, true, memory_order_release);
 	for (int t = 0; t < CHURN_THREADS; t++) {
 		ASSERT_EQ(0, pthread_join(threads[t], &ret));
 		EXPECT_EQ(NULL, ret);

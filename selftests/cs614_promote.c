@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -125,7 +126,7 @@ static bool pfns_of(const char *p, size_t n, uint64_t *pfns)
 	if (cs614_pagemap_range(p, n, pfns))
 		return false;
 	for (i = 0; i < n; i++)
-		pfns[i] = pfns[i] & CS614_PM_PRESENT ? pfns[i] & CS614_PM_PFN_MASK : 0;
+		pfns[i] = pfns[i] & PM_PRESENT ? PAGEMAP_PFN(pfns[i]) : 0;
 	return true;
 }
 
@@ -201,14 +202,12 @@ TEST_F(promote, partial_range_skipped)
 TEST_F(promote, zero_page_skipped)
 {
 	char *p = map_aligned(HPAGE);
-	volatile char c;
 
 	ASSERT_NE(NULL, p);
 	touch_pages(p, HPAGE, 2);
 	/* A read fault maps the shared zero page. */
 	ASSERT_EQ(0, madvise(p + 7 * PG, PG, MADV_DONTNEED));
-	c = p[7 * PG];
-	(void)c;
+	FORCE_READ(p[7 * PG]);
 	ASSERT_EQ(HPAGE_NR, cs614_present_pages(p, HPAGE));
 
 	ASSERT_EQ(0, cs614_promote_round(ROUND_MS));
@@ -304,7 +303,6 @@ TEST_F(promote, mlocked_promoted)
 TEST_F(promote, userfaultfd_skipped)
 {
 	struct uffdio_api api = { .api = UFFD_API };
-	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
 	char *p = map_aligned(HPAGE);
 	int uffd;
 
@@ -314,9 +312,7 @@ TEST_F(promote, userfaultfd_skipped)
 	if (uffd < 0)
 		SKIP(munmap(p, HPAGE); return, "userfaultfd: %s", strerror(errno));
 	ASSERT_EQ(0, ioctl(uffd, UFFDIO_API, &api));
-	reg.range.start = (uintptr_t)p;
-	reg.range.len = HPAGE;
-	ASSERT_EQ(0, ioctl(uffd, UFFDIO_REGISTER, &reg));
+	ASSERT_EQ(0, uffd_register(uffd, p, HPAGE, true, false, false));
 
 	/* Its faults belong to the monitor: left alone although populated. */
 	ASSERT_EQ(0, cs614_promote_round(ROUND_MS));
@@ -340,14 +336,14 @@ TEST_F(promote, multiple_rounds)
 	ASSERT_EQ(0, cs614_promote_round(ROUND_MS));
 	ASSERT_TRUE(cs614_is_thp(p));
 	EXPECT_FALSE(cs614_is_thp(p + HPAGE));
-	pfn = cs614_pagemap(p) & CS614_PM_PFN_MASK;
+	pfn = PAGEMAP_PFN(cs614_pagemap(p));
 
 	touch_pages(p + HPAGE, HPAGE, 7);
 	ASSERT_EQ(0, cs614_promote_round(ROUND_MS));
 	EXPECT_TRUE(cs614_is_thp(p + HPAGE));
 	/* The first huge page was left as it was. */
 	EXPECT_TRUE(cs614_is_thp(p));
-	EXPECT_EQ(pfn, cs614_pagemap(p) & CS614_PM_PFN_MASK);
+	EXPECT_EQ(pfn, PAGEMAP_PFN(cs614_pagemap(p)));
 	EXPECT_EQ(2 * HPAGE_KB, cs614_anon_huge_kb(p));
 	EXPECT_TRUE(pages_intact(p, HPAGE, 6));
 	EXPECT_TRUE(pages_intact(p + HPAGE, HPAGE, 7));
@@ -705,8 +701,9 @@ TEST_F_TIMEOUT(promote, exit_during_round, 300)
 	munmap(mine, 2 * HPAGE);
 }
 
+/* One per thread: only stop is read while it runs, the rest once it is joined. */
 struct churn {
-	volatile bool stop;
+	atomic_bool stop;
 	unsigned long rounds;
 	uint64_t seed;
 	bool bad;
@@ -716,7 +713,7 @@ static void *churn_thread(void *arg)
 {
 	struct churn *c = arg;
 
-	while (!c->stop) {
+	while (!atomic_load_explicit(&c->stop, memory_order_acquire)) {
 		char *q = map_aligned(2 * HPAGE);
 
 		if (!q)
@@ -742,6 +739,7 @@ TEST_F_TIMEOUT(promote, stress, 300)
 	int i, rounds = 0;
 
 	for (i = 0; i < 4; i++) {
+		atomic_init(&churn[i].stop, false);
 		churn[i].seed = 100 + i;
 		ASSERT_EQ(0, pthread_create(&threads[i], NULL, churn_thread, &churn[i]));
 	}
@@ -752,7 +750,7 @@ TEST_F_TIMEOUT(promote, stress, 300)
 		clock_gettime(CLOCK_MONOTONIC, &t);
 	} while (t.tv_sec - t0.tv_sec < 5);
 	for (i = 0; i < 4; i++) {
-		churn[i].stop = true;
+		atomic_store_explicit(&churn[i].stop, true, memory_order_release);
 		pthread_join(threads[i], NULL);
 		EXPECT_FALSE(churn[i].bad);
 		EXPECT_LT(0U, churn[i].rounds);
@@ -867,7 +865,6 @@ TEST_F_TIMEOUT(promote, scattered_tables_exactly_full_promoted, 300)
 	const size_t step = 64 * HPAGE, nr = 512, len = nr * step;
 	char *p = cs614_map_aligned(len);
 	size_t i, promoted = 0;
-	volatile char c;
 
 	if (!p)
 		SKIP(return, "cannot reserve %zu GiB of address space", len >> 30);
@@ -885,8 +882,7 @@ TEST_F_TIMEOUT(promote, scattered_tables_exactly_full_promoted, 300)
 		case 2:		/* full, one page the zero page */
 			touch_pages(r, HPAGE, i);
 			ASSERT_EQ(0, madvise(r + PG, PG, MADV_DONTNEED));
-			c = r[PG];
-			(void)c;
+			FORCE_READ(r[PG]);
 			break;
 		default:	/* one page */
 			touch_pages(r, PG, i);

@@ -1230,7 +1230,6 @@ TEST_F(trace, compact_refusals)
 {
 	const char *why;
 	struct uffdio_api api = { .api = UFFD_API };
-	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
 	struct cs614_compact_entry t[16];
 	char *p = cs614_map_aligned(16 * PG);
 	const struct ev *ev;
@@ -1250,9 +1249,7 @@ TEST_F(trace, compact_refusals)
 	if (uffd < 0)
 		SKIP(munmap(p, 16 * PG); return, "userfaultfd: %s", strerror(errno));
 	ASSERT_EQ(0, ioctl(uffd, UFFDIO_API, &api));
-	reg.range.start = (uintptr_t)p;
-	reg.range.len = 16 * PG;
-	ASSERT_EQ(0, ioctl(uffd, UFFDIO_REGISTER, &reg));
+	ASSERT_EQ(0, uffd_register(uffd, p, 16 * PG, true, false, false));
 
 	window_begin(_metadata, self, &w);
 	EXPECT_EQ(-1, compact(self->fd, p, 0, t));

@@ -5,6 +5,10 @@
  * kpageflags, vmstat, promotion rounds, huge page-aligned mappings, the
  * page and huge page sizes, the top of the user address space and the hole
  * search of IOCTL_MVE_VMA, and skipping what the system cannot test.
+ *
+ * What ../mm/vm_util.h already has is taken from there (FORCE_READ(), the
+ * PM_* and KPF_* bits, the page and PMD sizes, kpageflags, uffd_register());
+ * the programs that include this header link ../mm/vm_util.c.
  */
 #ifndef CS614_UTIL_H
 #define CS614_UTIL_H
@@ -27,6 +31,8 @@
 
 #include <linux/cs614.h>
 
+#include "../mm/vm_util.h"
+
 #define CS614_DEV		"/dev/cs614"
 #define CS614_PROMOTE_PATH	"/sys/kernel/kobject_cs614/promote"
 #define CS614_REGISTRY_PATH	"/sys/kernel/debug/cs614/registry"
@@ -34,39 +40,23 @@
 /* The base page size. */
 static inline size_t cs614_page_size(void)
 {
-	static size_t pg;
-
-	if (!pg)
-		pg = sysconf(_SC_PAGESIZE);
-	return pg;
+	return psize();
 }
 
-#define CS614_HPAGE_PMD_SIZE	"/sys/kernel/mm/transparent_hugepage/hpage_pmd_size"
-
 /*
- * The size of a PMD-mapped huge page, from sysfs; 2 MiB if it cannot be read.
- * Read with open()/read(), so that it allocates nothing.
+ * The size of a PMD-mapped huge page, from sysfs; 2 MiB if it cannot be read
+ * (read_pmd_pagesize() returns 0) or is not a power of two above the page
+ * size. read_pmd_pagesize() uses open()/read(), so that this allocates nothing.
  */
 static inline size_t cs614_hpage_size(void)
 {
 	static size_t hpage;
-	char buf[32];
-	unsigned long v;
-	ssize_t n;
-	int fd;
+	uint64_t v;
 
 	if (hpage)
 		return hpage;
 	hpage = 2UL << 20;
-	fd = open(CS614_HPAGE_PMD_SIZE, O_RDONLY);
-	if (fd < 0)
-		return hpage;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return hpage;
-	buf[n] = '\0';
-	v = strtoul(buf, NULL, 10);
+	v = read_pmd_pagesize();
 	if (v > cs614_page_size() && !(v & (v - 1)))
 		hpage = v;
 	return hpage;
@@ -150,8 +140,14 @@ static inline const char *cs614_page_not_4k(void)
 	return why;
 }
 
-static sigjmp_buf cs614_jmp;
-static volatile sig_atomic_t cs614_probing;
+/*
+ * cs614_probing is for the SIGSEGV handler, hence volatile sig_atomic_t, not
+ * an atomic: it is only ever shared with a signal handler, never between
+ * threads. Both are per thread, as SIGSEGV goes to the thread that faulted:
+ * a fault in another thread must not jump into this thread's probe.
+ */
+static __thread sigjmp_buf cs614_jmp;
+static __thread volatile sig_atomic_t cs614_probing;
 
 static void cs614_segv(int sig)
 {
@@ -178,7 +174,7 @@ static inline bool cs614_faults(const void *addr)
 	if (sigsetjmp(cs614_jmp, 1))
 		faulted = true;
 	else
-		(void)*(const volatile char *)addr;
+		FORCE_READ(*(const char *)addr);
 	cs614_probing = 0;
 	return faulted;
 }
@@ -338,6 +334,12 @@ static inline void *cs614_find_mapping(const char *name)
 /*
  * The value in kB of field ("Rss", "Anonymous", "AnonHugePages", ...) of the
  * VMA containing addr, from /proc/self/smaps; -1 on error.
+ *
+ * Not vm_util.h's check_huge_anon(): that one finds the VMA that starts at
+ * addr, only says whether AnonHugePages matches a count (a failed check
+ * would not show how many kB there were), and exits the process when smaps
+ * cannot be read. The tests look at other fields too, and at VMAs by any
+ * address inside them.
  */
 static inline long cs614_smaps_kb(const void *addr, const char *field)
 {
@@ -376,16 +378,10 @@ static char cs614_thp_saved[32];
 static inline int cs614_thp_get(char *mode, size_t size)
 {
 	char buf[128], *l, *r;
-	int fd = open(CS614_THP_PATH, O_RDONLY);
-	ssize_t n;
 
-	if (fd < 0)
+	/* vm_util.h's read_file(): 0 if nothing could be read, else NUL-terminated. */
+	if (!read_file(CS614_THP_PATH, buf, sizeof(buf)))
 		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
 	l = strchr(buf, '[');
 	r = l ? strchr(l, ']') : NULL;
 	if (!r || r - l - 1 >= (long)size)
@@ -395,6 +391,7 @@ static inline int cs614_thp_get(char *mode, size_t size)
 	return 0;
 }
 
+/* Not vm_util.h's write_file(): it exits on an error, which must be a skip here. */
 static inline int cs614_thp_write(const char *mode)
 {
 	int fd = open(CS614_THP_PATH, O_WRONLY);
@@ -514,6 +511,12 @@ static inline ssize_t cs614_read_promote_flag(char *buf, size_t size)
 /*
  * /proc/self/pagemap, kept open per process: opened by a parent it would
  * still describe the parent. -1 on error.
+ *
+ * Not vm_util.h's pagemap_get_entry() and pagemap_get_pfn(): they exit the
+ * process on a short read (here, as in cs614_pfns_visible(), an error must
+ * be able to end in a skip, and racing threads read pagemap too), and
+ * pagemap_get_pfn() returns -1 for no page where the tests use pfn 0;
+ * pagemap_is_populated() adds a PAGEMAP_SCAN ioctl per page to each read.
  */
 static inline int cs614_pagemap_fd(void)
 {
@@ -562,27 +565,22 @@ static inline int cs614_pagemap_range(const void *addr, size_t n, uint64_t *ents
 	return 0;
 }
 
-#define CS614_PM_PRESENT	(1ULL << 63)
-#define CS614_PM_SWAP		(1ULL << 62)
-/* What identifies where a page lives: present or swapped, and its pfn or swap slot. */
-#define CS614_PM_WHERE		(CS614_PM_PRESENT | CS614_PM_SWAP | CS614_PM_PFN_MASK)
-#define CS614_PM_PFN_MASK	((1ULL << 55) - 1)
-#define CS614_KPF_COMPOUND_HEAD	15
-#define CS614_KPF_COMPOUND_TAIL	16
-#define CS614_KPF_THP		22
+/*
+ * What identifies where a page lives: present or swapped, and its pfn or swap
+ * slot (PM_PRESENT, PM_SWAP and PAGEMAP_PFN() are vm_util.h's).
+ */
+#define CS614_PM_WHERE		(PM_PRESENT | PM_SWAP | PAGEMAP_PFN(~0ULL))
 
-/* The /proc/kpageflags word of pfn; 0 on error. */
+/* The /proc/kpageflags word of pfn (KPF_* of vm_util.h); 0 on error. */
 static inline uint64_t cs614_kpageflags(uint64_t pfn)
 {
 	static int fd = -1;
-	uint64_t flags = 0;
+	uint64_t flags;
 
 	if (fd < 0)
 		fd = open("/proc/kpageflags", O_RDONLY);
-	if (fd < 0)
+	if (fd < 0 || pageflags_get(pfn, fd, &flags))
 		return 0;
-	if (pread(fd, &flags, sizeof(flags), pfn * sizeof(flags)) != sizeof(flags))
-		flags = 0;
 	return flags;
 }
 
@@ -605,9 +603,8 @@ static inline bool cs614_pfns_visible(void)
 	p[0] = 1;
 	ent = cs614_pagemap(p);
 	fd = open("/proc/kpageflags", O_RDONLY);
-	if (fd >= 0 && (ent & CS614_PM_PRESENT) && (ent & CS614_PM_PFN_MASK))
-		ok = pread(fd, &flags, sizeof(flags),
-			   (ent & CS614_PM_PFN_MASK) * sizeof(flags)) == sizeof(flags);
+	if (fd >= 0 && (ent & PM_PRESENT) && PAGEMAP_PFN(ent))
+		ok = !pageflags_get(PAGEMAP_PFN(ent), fd, &flags);
 	if (fd >= 0)
 		close(fd);
 	munmap(p, pg);
@@ -657,15 +654,15 @@ static inline bool cs614_is_thp(const void *addr)
 	uint64_t head = cs614_pagemap(addr), ent;
 	size_t i;
 
-	if (!(head & CS614_PM_PRESENT))
+	if (!(head & PM_PRESENT))
 		return false;
-	head &= CS614_PM_PFN_MASK;
-	if (head % nr || !(cs614_kpageflags(head) & (1ULL << CS614_KPF_THP)) ||
-	    !(cs614_kpageflags(head) & (1ULL << CS614_KPF_COMPOUND_HEAD)))
+	head = PAGEMAP_PFN(head);
+	if (head % nr || !(cs614_kpageflags(head) & KPF_THP) ||
+	    !(cs614_kpageflags(head) & KPF_COMPOUND_HEAD))
 		return false;
 	for (i = 1; i < nr; i++) {
 		ent = cs614_pagemap((const char *)addr + i * getpagesize());
-		if (!(ent & CS614_PM_PRESENT) || (ent & CS614_PM_PFN_MASK) != head + i)
+		if (!(ent & PM_PRESENT) || PAGEMAP_PFN(ent) != head + i)
 			return false;
 	}
 	return true;
@@ -689,8 +686,7 @@ static inline size_t cs614_count_thp(const void *addr, size_t len)
  */
 static inline size_t cs614_compound_pfns(const uint64_t *pfns, size_t n)
 {
-	const uint64_t compound = 1ULL << CS614_KPF_COMPOUND_HEAD |
-				  1ULL << CS614_KPF_COMPOUND_TAIL;
+	const uint64_t compound = KPF_COMPOUND_HEAD | KPF_COMPOUND_TAIL;
 	size_t i, k = 0;
 
 	for (i = 0; i < n; i++)
@@ -780,7 +776,11 @@ static inline int cs614_count_kthreads(const char *name)
 
 #define CS614_THP_STATS "/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/stats/"
 
-/* The number a sysfs file such as path holds, or -1. */
+/*
+ * The number a sysfs file such as path holds, or -1. Not vm_util.h's
+ * read_num() or read_sysfs(): for a file that may be absent (a statistic
+ * of a newer kernel) they exit or print an error.
+ */
 static inline long cs614_read_long(const char *path)
 {
 	FILE *f = fopen(path, "r");
@@ -828,7 +828,7 @@ static inline size_t cs614_present_pages(const void *addr, size_t len)
 	size_t off, n = 0;
 
 	for (off = 0; off < len; off += getpagesize())
-		n += !!(cs614_pagemap((const char *)addr + off) & CS614_PM_PRESENT);
+		n += !!(cs614_pagemap((const char *)addr + off) & PM_PRESENT);
 	return n;
 }
 
@@ -1025,7 +1025,7 @@ static inline uint64_t cs614_pfn(const void *addr)
 {
 	uint64_t ent = cs614_pagemap(addr);
 
-	return ent & CS614_PM_PRESENT ? ent & CS614_PM_PFN_MASK : 0;
+	return ent & PM_PRESENT ? PAGEMAP_PFN(ent) : 0;
 }
 
 /* Where the n pages at p live (present or swapped, pfn or swap slot), from pagemap. */
