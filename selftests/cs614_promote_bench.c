@@ -10,7 +10,10 @@
  * demotion buys: the memory that unmapping half of each of 64 huge pages
  * gives back at once, in an mm registered with cs614 (eager demotion at the
  * VMA split) and in one that is not (the halves wait on the deferred split
- * queue for memory pressure). Not run by default: 'make bench'.
+ * queue for memory pressure), and what each split costs where it is paid:
+ * in munmap() when eager, in a later pass of the shrinkers (drop_caches=2,
+ * timed against one before the munmap() calls) when deferred. Not run by
+ * default: 'make bench'.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -193,7 +196,29 @@ struct split_result {
 	double freed_mb;	/* free memory gained, in MiB */
 	double munmap_us;	/* the SPLIT_THPS munmap() calls */
 	long partial;		/* THPs added to the deferred split queue */
+	double shrink_us;	/* the shrinkers' pass after, less the one before */
+	double shrunk_mb;	/* free memory that pass gained, in MiB */
 };
+
+/*
+ * The time of one write of 2 to /proc/sys/vm/drop_caches, which runs every
+ * shrinker once, the deferred split queue's included; -1 if it cannot be
+ * written.
+ */
+static double shrink_us(void)
+{
+	int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
+	double t;
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	t = cs614_now_us();
+	n = write(fd, "2", 1);
+	t = cs614_now_us() - t;
+	close(fd);
+	return n == 1 ? t : -1;
+}
 
 static struct split_result split_halves(void)
 {
@@ -201,12 +226,14 @@ static struct split_result split_halves(void)
 	struct split_result r;
 	long free_before, partial_before;
 	char *p = populated_len(len);
-	double t;
+	double t, base;
 
 	if (madvise(p, len, MADV_COLLAPSE))
 		ksft_exit_fail_msg("MADV_COLLAPSE: %s\n", strerror(errno));
 	if (cs614_anon_huge_kb(p) != (long)(len / 1024))
 		ksft_exit_fail_msg("%ld kB of %zu kB huge\n", cs614_anon_huge_kb(p), len / 1024);
+	/* What a shrinkers' pass costs with nothing of ours queued. */
+	base = shrink_us();
 	partial_before = cs614_partially_mapped_thps();
 	free_before = cs614_vmstat("nr_free_pages");
 	t = cs614_now_us();
@@ -216,6 +243,11 @@ static struct split_result split_halves(void)
 	r.munmap_us = cs614_now_us() - t;
 	r.freed_mb = (double)(cs614_vmstat("nr_free_pages") - free_before) * PG / MB;
 	r.partial = cs614_partially_mapped_thps() - partial_before;
+	/* The deferred split's later cost: the shrinker splits what was queued. */
+	free_before = cs614_vmstat("nr_free_pages");
+	t = shrink_us();
+	r.shrink_us = base < 0 || t < 0 ? -1 : t - base;
+	r.shrunk_mb = (double)(cs614_vmstat("nr_free_pages") - free_before) * PG / MB;
 	for (i = 0; i < SPLIT_THPS; i++)
 		munmap(p + i * HPAGE, HPAGE / 2);
 	return r;
@@ -224,7 +256,7 @@ static struct split_result split_halves(void)
 /* The median of SPLIT_REPS split_halves() in this mm. */
 static struct split_result split_median(void)
 {
-	double freed[SPLIT_REPS], us[SPLIT_REPS];
+	double freed[SPLIT_REPS], us[SPLIT_REPS], shrink[SPLIT_REPS], shrunk[SPLIT_REPS];
 	struct split_result r = { 0 }, one;
 	int i;
 
@@ -232,10 +264,14 @@ static struct split_result split_median(void)
 		one = split_halves();
 		freed[i] = one.freed_mb;
 		us[i] = one.munmap_us;
+		shrink[i] = one.shrink_us;
+		shrunk[i] = one.shrunk_mb;
 		r.partial = one.partial > r.partial ? one.partial : r.partial;
 	}
 	r.freed_mb = cs614_median(freed, SPLIT_REPS);
 	r.munmap_us = cs614_median(us, SPLIT_REPS);
+	r.shrink_us = cs614_median(shrink, SPLIT_REPS);
+	r.shrunk_mb = cs614_median(shrunk, SPLIT_REPS);
 	return r;
 }
 
@@ -316,6 +352,11 @@ int main(void)
 		       eager.freed_mb, eager.partial, eager.munmap_us);
 	ksft_print_msg("  deferred: %.1f MiB freed at once, %ld partial THPs, munmap %.0f us\n",
 		       deferred.freed_mb, deferred.partial, deferred.munmap_us);
+	ksft_print_msg("  then a shrinkers' pass: %.0f us more than before (eager: %.0f us), %.1f MiB freed (eager: %.1f)\n",
+		       deferred.shrink_us, eager.shrink_us, deferred.shrunk_mb, eager.shrunk_mb);
+	ksft_print_msg("  per THP: eager split %.0f us in munmap(), deferred split %.0f us in the shrinker\n",
+		       (eager.munmap_us - deferred.munmap_us) / SPLIT_THPS,
+		       deferred.shrink_us / SPLIT_THPS);
 	ksft_test_result(eager.freed_mb >= 0.9 * SPLIT_THPS * HPAGE / 2 / MB,
 			 "eager demotion frees the unmapped halves at once\n");
 	cs614_thp_restore();
