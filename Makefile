@@ -9,7 +9,9 @@
 #   make lint            checkpatch --strict, rustfmt --check and CLIPPY=1 on our changes
 #   make check-mm        mm's own selftests here and on the unpatched base: no regression
 #   make shell           boot the built kernel with an interactive shell
-#   make rfc             write the series as an upstream RFC to out/rfc/ (rfc-check: build every step)
+#   make rfc             write the series as an upstream RFC to out/rfc/, quoting results of the
+#                        same tree (check, check-mm, bench: run first if missing or stale;
+#                        RFC_EVIDENCE=stale quotes older ones, for developers); rfc-check: build every step
 #
 # Variables: FLAVOUR=default|debug, TOOLCHAIN=root|host, BASE=linux-source-X.Y,
 # CS614_CACHE=DIR (default ~/.cache/cs614), KVM=1, T=TEST, BOOT_TIMEOUT=SECONDS, JOBS=N.
@@ -41,7 +43,9 @@ check-mm:
 lint:
 	@bash scripts/cs614.sh lint
 
-# The series as an upstream RFC in out/rfc/; rfc-check builds it step by step.
+# The series as an upstream RFC in out/rfc/, with the results of check (both
+# flavours), check-mm and bench of the same tree, which it makes first if they
+# are missing or of another tree; rfc-check builds it step by step.
 rfc: fetch
 	@bash scripts/rfc.sh
 

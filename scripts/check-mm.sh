@@ -8,12 +8,22 @@
 #
 #   MM_TESTS="..."  the tests to run (default below), binaries of
 #                   tools/testing/selftests/mm
+#
+# When everything passes with the default selection, run through make
+# (cs614.sh), the tree id of the patched kernel (lib.sh's tree_id, as
+# cs614.sh took it before preparing the tree) is written beside the results
+# (run-mm-$FLAVOUR, run-mm-stock, run-stock-cs614: tree-id), for 'make rfc',
+# which quotes only results of the tree it makes the series from.
 . "$(dirname "$0")/lib.sh"
 
 default_mm_tests="mremap_test merge split_huge_page_test khugepaged uffd-unit-tests cow"
 default_mm_tests+=" ksm_functional_tests"
 MM_TESTS=${MM_TESTS:-$default_mm_tests}
 export BOOT_TIMEOUT=${BOOT_TIMEOUT:-3600}
+# The tree id of what was prepared and built, which cs614.sh computed
+# before preparing the tree; run otherwise, the results are not recorded as
+# any tree's (the checkout may have changed since the build).
+tested=${CS614_TREE_ID:-}
 flavours=("$FLAVOUR" stock)
 
 run_flavour() {
@@ -41,11 +51,12 @@ done
 stock_cs614() {
 	local install=$CS614_WORK/build-$FLAVOUR/kselftest/kselftest_install
 	local run=$CS614_WORK/run-stock-cs614 pass fail skip
-	if [ ! -x "$install/run_kselftest.sh" ]; then
-		in_root make -s -C "$CS614_WORK/linux" O="$CS614_WORK/build-$FLAVOUR" LLVM=1 \
-			-j"$JOBS" TARGETS=cs614 kselftest-install >/dev/null 2>&1 ||
-			die "building the cs614 kselftests failed"
-	fi
+	# Built again, not reused: an install left by an earlier 'make check'
+	# may be of another tree, and these results are recorded as this one's.
+	rm -rf "$install"
+	in_root make -s -C "$CS614_WORK/linux" O="$CS614_WORK/build-$FLAVOUR" LLVM=1 \
+		-j"$JOBS" TARGETS=cs614 kselftest-install >/dev/null 2>&1 ||
+		die "building the cs614 kselftests failed"
 	rm -rf "$run"
 	mkdir -p "$run"
 	vng_exec "$CS614_WORK/build-stock/arch/x86/boot/bzImage" "$run" \
@@ -72,3 +83,10 @@ for t in $MM_TESTS; do
 done
 [ "$differ" = 0 ] || die "mm selftests differ from the stock base"
 log "mm selftests: same results as the stock base"
+if [ "$MM_TESTS" != "$default_mm_tests" ]; then
+	log "MM_TESTS is not the default selection: no tree id recorded ('make rfc' runs it all)"
+elif [ -n "$tested" ]; then
+	for d in run-mm-"$FLAVOUR" run-mm-stock run-stock-cs614; do
+		echo "$tested" >"$CS614_WORK/$d/tree-id"
+	done
+fi

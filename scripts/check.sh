@@ -9,6 +9,14 @@
 #   T=NAME         run only selftest binary NAME
 #   BOOT_TIMEOUT=S give up on the guest after S seconds (default 1200)
 #   BENCH=1        run the benchmarks (cs614/*_bench) instead of the tests
+#
+# A run through make (cs614.sh) that passes (a benchmark run: that ends
+# without a splat, whatever bars it misses) records the tree id of what it
+# tested (lib.sh's tree_id, as cs614.sh took it before preparing the tree):
+# run-$FLAVOUR/tree-id, and bench-$FLAVOUR-NAME.tree-id beside each
+# benchmark's log, so that 'make rfc' quotes only results of the tree it
+# makes the series from. A run of one test (T=) records none: it is not the
+# whole suite.
 . "$(dirname "$0")/lib.sh"
 
 linux=$CS614_WORK/linux
@@ -23,6 +31,10 @@ T=${T:-}
 SPLAT='BUG:|WARNING:|Oops|KASAN|possible recursive locking|circular locking|rcu_sched self-detected stall|Call Trace'
 mode=tests
 if [ "${BENCH:-0}" = 1 ]; then mode=bench; fi
+# The tree id of what was prepared and built, which cs614.sh computed
+# before preparing the tree; run otherwise, the results are not recorded as
+# any tree's (the checkout may have changed since the build).
+tested=${CS614_TREE_ID:-}
 [ -f "$build/arch/x86/boot/bzImage" ] || die "no kernel built for FLAVOUR=$FLAVOUR: run 'make build'"
 
 selftests() {
@@ -57,12 +69,33 @@ verdict() {
 		grep -E -B5 -A30 "$SPLAT" "$run/dmesg.log" | head -n 120 >&2
 	fi
 	if [ "$mode" = bench ]; then
-		# Kept for the RFC's cover letter (make rfc), one file per benchmark.
-		awk -v dir="$CS614_WORK" -v fl="$FLAVOUR" '
-			/^# cs614\// { f = dir "/bench-" fl "-" substr($2, 7) ".log"; printf "" > f }
-			f { print >> f }' "$run/tap.log"
+		# Kept for the RFC's cover letter (make rfc), one file per benchmark
+		# (NAME and NAME+events), each with the tree id once the run passed.
+		# The files of the benchmarks this run ran go first, ids included,
+		# and all of them after a run of every benchmark: no log of an older
+		# tree may stay next to an id of this one.
+		local logs l
+		if [ -z "$T" ]; then
+			rm -f "$CS614_WORK/bench-$FLAVOUR"-*.log "$CS614_WORK/bench-$FLAVOUR"-*.tree-id
+		else
+			rm -f "$CS614_WORK/bench-$FLAVOUR-$T".{log,tree-id} \
+				"$CS614_WORK/bench-$FLAVOUR-$T+events".{log,tree-id}
+		fi
+		logs=$(awk -v dir="$CS614_WORK" -v fl="$FLAVOUR" '
+			/^# cs614\// {
+				f = dir "/bench-" fl "-" substr($2, 7) ".log"
+				printf "" > f
+				print f
+			}
+			f { print >> f }' "$run/tap.log")
 		[ -z "$splats" ] || die "kernel splat in the guest's log ($run/dmesg.log)"
-		! grep -q '^not ok' "$run/tap.log" || die "a benchmark failed"
+		[ -n "$logs" ] || die "no benchmark ran"
+		# A bar a benchmark misses is one of its results, which the cover
+		# letter must quote as it is: the logs are of this tree all the same.
+		if [ -n "$tested" ]; then
+			while read -r l; do echo "$tested" >"${l%.log}.tree-id"; done <<<"$logs"
+		fi
+		! grep -q '^not ok' "$run/tap.log" || die "a benchmark missed its bar (see its log)"
 		return 0
 	fi
 	echo "$pass $fail $skip" >"$run/summary"
@@ -70,6 +103,11 @@ verdict() {
 	[ "$pass" -gt 0 ] || die "no test passed"
 	[ "$fail" = 0 ] || die "$fail test(s) failed"
 	[ -z "$splats" ] || die "kernel splat in the guest's log ($run/dmesg.log)"
+	if [ -n "$T" ]; then
+		log "T=$T: not the whole suite, no tree id recorded ('make rfc' runs it all)"
+	elif [ -n "$tested" ]; then
+		echo "$tested" >"$run/tree-id"
+	fi
 }
 
 stage selftests selftests

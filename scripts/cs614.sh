@@ -22,6 +22,11 @@ trap report EXIT
 build() {
 	stage toolchain bash "$S/toolchain.sh"
 	stage source bash "$S/fetch.sh"
+	# What the tree about to be prepared and built is made of, taken right
+	# before prepare.sh reads the checkout: the tests and benchmarks record
+	# it with their results, even if the checkout changes while they run.
+	CS614_TREE_ID=$(tree_id "$FLAVOUR")
+	export CS614_TREE_ID
 	stage prepare bash "$S/prepare.sh"
 	stage build bash "$S/build.sh"
 }

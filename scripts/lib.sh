@@ -53,6 +53,40 @@ series_patches() {
 	done <"$CS614_TOP/patches/series"
 }
 
+# tree_id [FLAVOUR]: a stable hash of what the kernel FLAVOUR builds and
+# tests is made of, as the checkout has it now (uncommitted changes
+# included): the base source (base.stamp: package, version, tarball
+# sha256), patches/series and the patches it names, the rust-mm-cs614/ and
+# selftests/ overlays, configs/base.config and configs/$FLAVOUR.config, and
+# the two scripts whose output is part of what runs: scripts/series-cut.py
+# (it writes the component's sources) and scripts/guest-run.sh (the guest's
+# set-up: cgroup2, zswap; how the tests run). Contents, paths and the
+# executable bit count; git history, README.md and the other scripts do
+# not. check.sh, check-mm.sh and the benchmarks write it next to their
+# results (tree-id); 'make rfc' quotes only results of its own tree.
+tree_id() {
+	local flavour=${1:-$FLAVOUR} files f x
+	[ -f "$CS614_WORK/base.stamp" ] || die "no base source: run 'make fetch'"
+	files=$(
+		cd "$CS614_TOP"
+		echo patches/series
+		series_patches | while read -r f; do echo "patches/${f##*/}"; done
+		find rust-mm-cs614 selftests ! -type d
+		echo configs/base.config
+		if [ -f "configs/$flavour.config" ]; then echo "configs/$flavour.config"; fi
+		echo scripts/series-cut.py
+		echo scripts/guest-run.sh
+	)
+	{
+		cat "$CS614_WORK/base.stamp"
+		cd "$CS614_TOP"
+		while read -r f; do
+			if [ -x "$f" ]; then x=x; else x=-; fi
+			printf '%s %s %s\n' "$(sha256sum <"$f" | cut -d' ' -f1)" "$x" "$f"
+		done < <(LC_ALL=C sort -u <<<"$files")
+	} | sha256sum | cut -c1-16
+}
+
 need_root() {
 	[ "$(id -u)" = 0 ] || die "$1 needs root (debootstrap, chroot, unshare)"
 }

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 # Static checks of what this project changes in the kernel:
 #  - scripts/checkpatch.pl --strict on every patch of the series and on the
-#    overlays' C and reStructuredText files,
+#    overlays' C and reStructuredText files, run from the top of the prepared
+#    tree so that the checks that need the tree are on,
 #  - rustfmt --check on every Rust file the series or the overlay touches, and on the
 #    component as each of its earlier patches leaves it,
 #  - a CLIPPY=1 build of the Rust code (rust/ and mm/cs614/), no warnings,
@@ -24,6 +25,18 @@ fail=0
 TRACE_HEADER_TYPES=COMPLEX_MACRO,MACRO_ARG_UNUSED,TRAILING_SEMICOLON,CAMELCASE
 TRACE_HEADER_TYPES+=,PARENTHESIS_ALIGNMENT,OPEN_ENDED_LINE
 
+# run_checkpatch ARGS...: scripts/checkpatch.pl --strict -q ARGS from the
+# top of the prepared tree, as upstream runs it: with the tree, the checks
+# that read it are on (SPDX identifiers against LICENSES/ through
+# scripts/spdxcheck.py, the CamelCase names include/ already defines, the
+# MAINTAINERS status of the files, absolute paths in commit messages,
+# <asm/...> includes that have a <linux/...> equivalent, commit ids quoted
+# in commit messages). Paths in the tree are given relative to it.
+run_checkpatch() {
+	in_root /bin/sh -c 'cd "$1" && shift && exec perl scripts/checkpatch.pl --strict -q "$@"' \
+		sh "$linux" "$@"
+}
+
 checkpatch() {
 	local p out patches ignore
 	patches=$(series_patches)
@@ -32,8 +45,7 @@ checkpatch() {
 		if grep -q '^+++ b/include/trace/events/' "$p"; then
 			ignore+=,$TRACE_HEADER_TYPES
 		fi
-		out=$(in_root perl "$linux/scripts/checkpatch.pl" --strict --no-tree -q \
-			--ignore "$ignore" "$p" || true)
+		out=$(run_checkpatch --ignore "$ignore" "$p" || true)
 		if [ -n "$out" ]; then
 			log "checkpatch: $(basename "$p")"
 			echo "$out"
@@ -42,14 +54,19 @@ checkpatch() {
 	done <<<"$patches"
 	# The overlays' C and reStructuredText files, which 'make rfc' folds into
 	# the series. The selftests are user space: they use <stdint.h> types and
-	# have no BIT_ULL(); 'volatile' forces reads of probed memory; SPACING is
+	# shifts where the kernel has BIT(); 'volatile' is the sig_atomic_t flag
+	# of their SIGSEGV handler, which C requires to be volatile; SPACING is
 	# checkpatch reading FIXTURE_DATA(name) *self as a multiplication. The
-	# cover letter says so for the remarks 'make rfc' gets.
-	out=$(in_root perl "$linux/scripts/checkpatch.pl" --strict --no-tree -q -f \
-		--ignore PREFER_KERNEL_TYPES,VOLATILE,BIT_MACRO,SPACING \
-		"$CS614_TOP"/selftests/*.[ch] || true)
-	out+=$(in_root perl "$linux/scripts/checkpatch.pl" --strict --no-tree -q -f \
-		"$CS614_TOP"/rust-mm-cs614/Documentation/*/*.rst || true)
+	# cover letter says so for the remarks 'make rfc' gets. They are checked
+	# where the prepared tree has them, by their paths in it.
+	local files docs
+	files=$(cd "$linux" && ls tools/testing/selftests/cs614/*.[ch])
+	docs=$(cd "$CS614_TOP/rust-mm-cs614" && ls Documentation/*/*.rst)
+	# shellcheck disable=SC2086
+	out=$(run_checkpatch -f --ignore PREFER_KERNEL_TYPES,VOLATILE,BIT_MACRO,SPACING \
+		$files || true)
+	# shellcheck disable=SC2086
+	out+=$(run_checkpatch -f $docs || true)
 	if [ -n "$out" ]; then
 		log "checkpatch: the overlays"
 		echo "$out"

@@ -13,10 +13,13 @@ SUITE=trixie
 # libnuma) and the virtme-ng boot need.
 # iproute2, udev, procps and systemd-sysv are required by virtme-ng's guest init.
 # trace-cmd: cs614's trace events, in a guest started with "make shell".
+# python3-ply, python3-git: scripts/spdxcheck.py, which checkpatch.pl runs in
+# the tree ('make lint', 'make rfc') to check every SPDX-License-Identifier.
 PACKAGES="
 	rustc rust-src rustfmt rust-clippy bindgen
 	clang lld llvm libclang-dev gcc libc6-dev make flex bison bc
 	libelf-dev libssl-dev cpio kmod python3 perl rsync git xz-utils zstd ccache
+	python3-ply python3-git
 	qemu-system-x86 virtme-ng iproute2 udev procps systemd-sysv busybox-static
 	ca-certificates libcap-dev libnuma-dev trace-cmd
 "
