@@ -352,9 +352,9 @@ int main(void)
 		       eager.freed_mb, eager.partial, eager.munmap_us);
 	ksft_print_msg("  deferred: %.1f MiB freed at once, %ld partial THPs, munmap %.0f us\n",
 		       deferred.freed_mb, deferred.partial, deferred.munmap_us);
-	ksft_print_msg("  then a shrinkers' pass: %.0f us more than before (eager: %.0f us), %.1f MiB freed (eager: %.1f)\n",
-		       deferred.shrink_us, eager.shrink_us, deferred.shrunk_mb, eager.shrunk_mb);
-	ksft_print_msg("  per THP: eager split %.0f us in munmap(), deferred split %.0f us in the shrinker\n",
+	ksft_print_msg("  shrinkers after: +%.0f us, %.1f MiB freed (eager: +%.0f us, %.1f MiB)\n",
+		       deferred.shrink_us, deferred.shrunk_mb, eager.shrink_us, eager.shrunk_mb);
+	ksft_print_msg("  per THP: eager split %.0f us in munmap(), deferred %.0f us later\n",
 		       (eager.munmap_us - deferred.munmap_us) / SPLIT_THPS,
 		       deferred.shrink_us / SPLIT_THPS);
 	ksft_test_result(eager.freed_mb >= 0.9 * SPLIT_THPS * HPAGE / 2 / MB,
