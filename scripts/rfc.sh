@@ -382,7 +382,7 @@ bench=$(other_tree bench)
 [ -z "$bench" ] || bench+=$'\n'
 bench+=$(for f in "$CS614_WORK"/bench-default-*.log; do
 	[ -f "$f" ] || continue
-	r=$(grep -E 'ratio|16 TiB|worst|median|freed at once' "$f" | grep '^# ' |
+	r=$(grep -E 'ratio|16 TiB|worst|median|freed at once|per THP|shrinkers after' "$f" | grep '^# ' |
 		sed 's/^# /    /') || continue
 	n=${f##*/bench-}
 	printf '  %s:\n%s\n' "${n%.log}" "$r"
