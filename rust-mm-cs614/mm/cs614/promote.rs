@@ -185,7 +185,8 @@ struct Wake {
 /// The promotion thread, `cs614_promote`, and what it sleeps on.
 struct PromoteThread {
     wake: Arc<Wake>,
-    thread: KThread,
+    /// Stopped and reaped when dropped, after [`PromoteThread`]'s drop has woken it to return.
+    _thread: KThread,
 }
 
 impl PromoteThread {
@@ -202,7 +203,10 @@ impl PromoteThread {
         let thread = KThread::run(c"cs614_promote", GFP_KERNEL, move |ctx| {
             promote_thread(ctx, &theirs)
         })?;
-        Ok(Self { wake, thread })
+        Ok(Self {
+            wake,
+            _thread: thread,
+        })
     }
 
     /// Wakes the thread up for a round that `ROUND_REQUESTED` asks for.
@@ -214,7 +218,7 @@ impl PromoteThread {
 }
 
 impl Drop for PromoteThread {
-    /// Stops the thread: wakes it up to return, then `self.thread`'s drop waits for that.
+    /// Stops the thread: wakes it up to return, then `self._thread`'s drop waits for that.
     fn drop(&mut self) {
         *self.wake.stop.lock() = true;
         self.wake.cv.notify_one();
