@@ -16,9 +16,10 @@
 //! takes only [`REGISTRY`], briefly, to copy the list of mms, and then each mm's mmap lock
 //! through the collapse, never while holding [`REGISTRY`], and, to sleep, the lock of its
 //! [`Wake`], which it holds only to check for work and which it drops while it sleeps; so
-//! stopping the thread with [`THREAD`] held cannot deadlock. An mm is registered by reference to the `mm_struct`
-//! (`mmgrab`), not to its address space: a round takes `mmget_not_zero` for the time it works on
-//! it, so an exiting process is never kept alive by a registration, only by a round in progress.
+//! stopping the thread with [`THREAD`] held cannot deadlock. An mm is registered by reference to
+//! the `mm_struct` (`mmgrab`), not to its address space: a round takes `mmget_not_zero` for the
+//! time it works on it, so an exiting process is never kept alive by a registration, only by a
+//! round in progress.
 
 use crate::{
     mm_ext::{
