@@ -389,7 +389,10 @@ bench+=$(for f in "$CS614_WORK"/bench-default-*.log; do
 done)
 if [ -s "$checkpatch" ]; then
 	cp_text="checkpatch.pl --strict, run in the tree, reports the following.
-'volatile' is the selftests' sig_atomic_t flag of a SIGSEGV handler,
+'does MAINTAINERS need updating' is its question for every patch that
+adds a file without touching MAINTAINERS: the entry, added with the
+first file, lists them all already; 'volatile' is the selftests'
+sig_atomic_t flag of a SIGSEGV handler,
 which C requires to be volatile; BIT() does not exist in user space;
 'spaces preferred around that *' is checkpatch reading the harness's
 FIXTURE_DATA(name) *self as a multiplication; the remarks on
