@@ -1162,6 +1162,59 @@ static pid_t start_yielder(int cpu, atomic_ulong *turns)
 }
 
 /*
+ * Pages faulted on one CPU, compacted from another: the last ones faulted
+ * are still in the first CPU's LRU cache, which the compacting CPU's own
+ * drain does not reach, and which fail a collapse until drained. The front
+ * becomes a huge page all the same (every CPU's caches are drained for the
+ * ranges that failed on a page in one), with the right data and table.
+ */
+TEST_F(compact, front_faulted_on_another_cpu)
+{
+	const size_t n = 2 * HPAGE_NR;
+	struct entry *t = calloc(n, sizeof(*t));
+	char *p = map_aligned(n * PG);
+	int cpu, first = -1, second = -1;
+	cpu_set_t all;
+	size_t i;
+
+	ASSERT_NE(NULL, t);
+	ASSERT_NE(NULL, p);
+	ASSERT_EQ(0, sched_getaffinity(0, sizeof(all), &all));
+	for (cpu = 0; cpu < CPU_SETSIZE && second < 0; cpu++) {
+		if (!CPU_ISSET(cpu, &all))
+			continue;
+		if (first < 0)
+			first = cpu;
+		else
+			second = cpu;
+	}
+	if (second < 0)
+		SKIP(return, "one CPU");
+	ASSERT_EQ(0, pin_to_cpu(first));
+	for (i = 0; i < n; i += 2)
+		cs614_stamp(p, i, 21);
+	ASSERT_EQ(0, pin_to_cpu(second));
+	ASSERT_EQ(0, cs614_compact(self->fd, p, n, t));
+	ASSERT_EQ(0, sched_setaffinity(0, sizeof(all), &all));
+
+	EXPECT_TRUE(cs614_is_thp(p));
+	EXPECT_EQ(HPAGE_KB, cs614_anon_huge_kb(p));
+	for (i = 0; i < n; i++) {
+		char *new = (char *)(uintptr_t)t[i].new;
+
+		ASSERT_EQ((uintptr_t)(p + (i % 2 ? n / 2 : 0) * PG + i / 2 * PG), t[i].new)
+			TH_LOG("entry %zu", i);
+		if (i % 2) {
+			ASSERT_TRUE(hole_faults(new)) TH_LOG("entry %zu", i);
+			continue;
+		}
+		ASSERT_TRUE(cs614_stamped(new, i, 21)) TH_LOG("entry %zu", i);
+	}
+	munmap(p, n * PG);
+	free(t);
+}
+
+/*
  * Coherence: a page moved into a slot is never reachable there while
  * another CPU may still reach the page that left it through a stale TLB
  * entry. Page 1 (X) leaves slot 1 and page 3 (Y) comes in at the start of a

@@ -155,6 +155,16 @@ impl MmapReadGuardExt for MmapReadGuard<'_> {
     }
 }
 
+//@ compaction
+/// Drains the current CPU's caches of folios waiting to be added to an LRU list, so that a
+/// collapse can isolate the pages this CPU faulted; unlike `kernel::mm::lru_add_drain_all`, it
+/// disturbs no other CPU.
+pub(crate) fn lru_add_drain_local() {
+    // SAFETY: It can be called from any context that may sleep.
+    unsafe { bindings::collapse_lru_add_drain() };
+}
+//@ end
+
 /// A context for [`CollapseControl::collapse_populated_pmd`]: one serves any number of
 /// collapses, one at a time, as one serves a whole `MADV_COLLAPSE` call.
 ///
@@ -187,7 +197,9 @@ impl CollapseControl {
     /// aligned.
     ///
     /// It takes the mmap lock itself: calling it while holding an mmap lock guard of `mm`
-    /// deadlocks. Call `kernel::mm::lru_add_drain_all` once before a series of calls.
+    /// deadlocks. Drain the LRU caches once before a series of calls
+    /// (`kernel::mm::lru_add_drain_all`, or this CPU's only): a page still in one fails the range
+    /// with `CS614_PAGE_BUSY` or `CS614_PAGE_PINNED`.
     pub(crate) fn collapse_populated_pmd(
         &mut self,
         mm: &MmWithUser,

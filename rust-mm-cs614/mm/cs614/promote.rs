@@ -83,6 +83,11 @@ pub(crate) fn huge_bounds(start: usize, end: usize) -> Option<(usize, usize)> {
 /// `start..end` of `mm`; returns how many became a huge page. A range that cannot be promoted
 /// is left as it is, as are all of them if no collapse context can be allocated. Compaction uses
 /// it for its new populated front.
+///
+/// Freshly faulted pages sit in per-CPU caches, off the LRU, until drained. The caller may be
+/// any user: this CPU's caches are drained, and every CPU's (which queues work on each) only if
+/// a range then fails on a page that may still be in another CPU's, once, before those ranges
+/// are tried again.
 pub(crate) fn promote_now(mm: &MmWithUser, start: usize, end: usize) -> usize {
     let Some((first, last)) = huge_bounds(start, end) else {
         return 0;
@@ -90,17 +95,37 @@ pub(crate) fn promote_now(mm: &MmWithUser, start: usize, end: usize) -> usize {
     let Ok(mut cc) = CollapseControl::new() else {
         return 0;
     };
-    // Freshly faulted pages sit in per-CPU caches, off the LRU, until drained.
-    mm::lru_add_drain_all();
-    (first..last)
-        .step_by(HPAGE_SIZE)
-        .filter(|&addr| cc.collapse_populated_pmd(mm, addr) == PROMOTED)
-        .count()
+    mm_ext::lru_add_drain_local();
+    let mut promoted = 0;
+    // The first and the last range that failed on a page in a cache, if one did.
+    let mut retry: Option<(usize, usize)> = None;
+    for addr in (first..last).step_by(HPAGE_SIZE) {
+        match cc.collapse_populated_pmd(mm, addr) {
+            PROMOTED => promoted += 1,
+            PAGE_BUSY | PAGE_PINNED => retry = Some((retry.map_or(addr, |r| r.0), addr)),
+            _ => (),
+        }
+    }
+    if let Some((from, to)) = retry {
+        mm::lru_add_drain_all();
+        // Those in between that were promoted are already huge: they are skipped at once.
+        promoted += (from..=to)
+            .step_by(HPAGE_SIZE)
+            .filter(|&addr| cc.collapse_populated_pmd(mm, addr) == PROMOTED)
+            .count();
+    }
+    promoted
 }
 //@ end
 
 /// `enum cs614_promote_result`: the range became a huge page.
 const PROMOTED: u32 = bindings::cs614_promote_result_CS614_PROMOTED;
+//@ compaction
+/// `enum cs614_promote_result`: a page was locked or off the LRU, maybe in a per-CPU cache.
+const PAGE_BUSY: u32 = bindings::cs614_promote_result_CS614_PAGE_BUSY;
+/// `enum cs614_promote_result`: a page had a reference too many, maybe a per-CPU cache's.
+const PAGE_PINNED: u32 = bindings::cs614_promote_result_CS614_PAGE_PINNED;
+//@ end
 
 /// A round was requested and has not started yet.
 const ROUND_REQUESTED: u32 = 1 << 0;
