@@ -35,8 +35,9 @@ cp -a "$CS614_TOP/rust-mm-cs614/." "$base/"
 # The component's sources as the last of its patches leaves them (markers out).
 python3 "$CS614_TOP/scripts/series-cut.py" all "$CS614_TOP/rust-mm-cs614/mm/cs614" \
 	"$base/mm/cs614"
-mkdir -p "$base/tools/testing/selftests/cs614"
-cp -a "$CS614_TOP/selftests/." "$base/tools/testing/selftests/cs614/"
+# The selftests as the last of their patches leaves them (Makefile markers out).
+python3 "$CS614_TOP/scripts/series-cut.py" --selftests all "$CS614_TOP/selftests" \
+	"$base/tools/testing/selftests/cs614"
 g add -A -f .
 if ! g diff --cached --quiet; then
 	GIT_AUTHOR_DATE="2000-01-01T00:00:00Z" GIT_COMMITTER_DATE="2000-01-01T00:00:00Z" \

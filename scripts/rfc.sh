@@ -7,10 +7,14 @@
 # wires it in: the Rust sources of mm/cs614/ into the three patches of the
 # component, as each feature leaves them (scripts/series-cut.py: move with
 # the patch adding cs614.o to its Makefile, then promotion, then
-# compaction), the selftests into the patch adding them to the
-# selftests' TARGETS, the documentation into the patch listing it in
-# Documentation/mm/index.rst and Documentation/userspace-api/index.rst. Its
-# tree must equal the prepared tree. Then git format-patch --rfc
+# compaction), the selftests in three steps, each after the code it tests
+# (series-cut.py --selftests: those of the move into the patch adding them
+# to the selftests' TARGETS, which follows the move; those of promotion in a
+# commit after its patch; the rest in a commit after tools/mm/cs614-map,
+# with the messages of scripts/rfc-selftests/), the documentation into the
+# patch listing it in Documentation/mm/index.rst and
+# Documentation/userspace-api/index.rst. Its tree must equal the prepared
+# tree. Then git format-patch --rfc
 # --cover-letter, the cover letter filled from scripts/rfc-cover.txt, and
 # checkpatch --strict of every patch, run in the RFC tree.
 #
@@ -231,16 +235,46 @@ fold_feature() {
 	r commit -q --amend --no-edit
 }
 
+# selftests_cut FEATURE: write tools/testing/selftests/cs614 as the
+# selftests' patch after FEATURE leaves it (scripts/series-cut.py
+# --selftests: the programs its Makefile builds at that step).
+selftests_cut() {
+	python3 "$CS614_TOP/scripts/series-cut.py" --selftests "$1" "$CS614_TOP/selftests" \
+		"$rfc/tools/testing/selftests/cs614"
+	r add -A -f tools/testing/selftests/cs614
+}
+
+# fold_selftests PATCH_FILE REGEX: if a line of the patch matches REGEX
+# (the patch adding cs614 to the selftests' TARGETS, right after the VMA
+# move), fold in the selftests of the move and amend the commit just applied.
+fold_selftests() {
+	grep -q -e "$2" "$1" || return 0
+	selftests_cut move
+	r commit -q --amend --no-edit
+}
+
+# selftests_step PATCH_FILE REGEX FEATURE: if a line of the patch matches
+# REGEX, add the selftests of FEATURE in a commit of their own after it,
+# with the message scripts/rfc-selftests/FEATURE.txt and the patch's date.
+selftests_step() {
+	grep -q -e "$2" "$1" || return 0
+	selftests_cut "$3"
+	GIT_AUTHOR_DATE=$(r log -1 --format=%aD) GIT_COMMITTER_DATE=$(r log -1 --format=%cD) \
+		r commit -q -F "$CS614_TOP/scripts/rfc-selftests/$3.txt"
+}
+
 patches=$(series_patches)
 while read -r p; do
 	r am -q "$p" || die "patch $(basename "$p") does not apply"
 	fold_feature "$p" '^+obj-\$(CONFIG_CS614) += cs614\.o' move
 	fold_feature "$p" '^Subject: \[PATCH\] mm/cs614: promote ' promotion
+	selftests_step "$p" '^Subject: \[PATCH\] mm/cs614: promote ' promotion
 	fold_feature "$p" '^Subject: \[PATCH\] mm/cs614: compact ' compaction
 	fold "$p" '^+++ b/tools/mm/Makefile$' "$CS614_TOP/rust-mm-cs614/tools/mm/cs614-map" \
 		tools/mm/cs614-map
-	fold "$p" '^+++ b/tools/testing/selftests/Makefile$' "$CS614_TOP/selftests/." \
-		tools/testing/selftests/cs614
+	# The selftests of compaction, and of everything, test cs614-map too.
+	selftests_step "$p" '^+++ b/tools/mm/Makefile$' compaction
+	fold_selftests "$p" '^+++ b/tools/testing/selftests/Makefile$'
 	fold "$p" '^+++ b/Documentation/mm/index.rst$' \
 		"$CS614_TOP/rust-mm-cs614/Documentation/mm/cs614.rst" Documentation/mm/cs614.rst
 	fold "$p" '^+++ b/Documentation/userspace-api/index.rst$' \
