@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0
 # Static checks of what this project changes in the kernel:
 #  - scripts/checkpatch.pl --strict on every patch of the series and on the
-#    overlays' C and reStructuredText files, run from the top of the prepared
-#    tree so that the checks that need the tree are on,
+#    overlays' files (the component's sources, the selftests and the
+#    documentation), run from the top of the prepared tree so that the
+#    checks that need the tree are on,
 #  - rustfmt --check on every Rust file the series or the overlay touches, and on the
 #    component as each of its earlier patches leaves it,
 #  - a CLIPPY=1 build of the Rust code (rust/ and mm/cs614/), no warnings,
@@ -59,14 +60,19 @@ checkpatch() {
 	# checkpatch reading FIXTURE_DATA(name) *self as a multiplication. The
 	# cover letter says so for the remarks 'make rfc' gets. They are checked
 	# where the prepared tree has them, by their paths in it.
-	local files docs
+	local files docs component
 	files=$(cd "$linux" && ls tools/testing/selftests/cs614/*.[ch])
 	docs=$(cd "$CS614_TOP/rust-mm-cs614" && ls Documentation/*/*.rst)
+	# The component's own sources (Rust, C, Makefile): line length, SPDX
+	# identifiers, whitespace, as in the patches that carry them.
+	component=$(cd "$linux" && ls mm/cs614/*)
 	# shellcheck disable=SC2086
 	out=$(run_checkpatch -f --ignore PREFER_KERNEL_TYPES,VOLATILE,BIT_MACRO,SPACING \
 		$files || true)
 	# shellcheck disable=SC2086
 	out+=$(run_checkpatch -f $docs || true)
+	# shellcheck disable=SC2086
+	out+=$(run_checkpatch -f $component || true)
 	if [ -n "$out" ]; then
 		log "checkpatch: the overlays"
 		echo "$out"
