@@ -28,7 +28,8 @@ around the programs each feature adds, and is written cut. Every other file
 of SRC is written if the cut Makefile names it (by its name, or without
 its extension for a program's source), or if the whole Makefile never
 names it (the shared headers, config, settings): so each program comes
-with the step that builds it.
+with the step that builds it. .gitignore keeps the lines of the programs
+built at the step.
 """
 import os
 import re
@@ -95,6 +96,15 @@ def selftests(upto, src, dst):
         if name == "Makefile":
             with open(out, "w", encoding="utf-8") as f:
                 f.write(text)
+            continue
+        if name == ".gitignore":
+            # The programs built at this step, and what no step names.
+            with open(path, encoding="utf-8") as f:
+                lines = [line for line in f
+                         if line.startswith("#") or line.strip() in named_now
+                         or line.strip() not in named_ever]
+            with open(out, "w", encoding="utf-8") as f:
+                f.write("".join(lines))
             continue
         keys = {name, os.path.splitext(name)[0]}
         if keys & named_now or not keys & named_ever:
