@@ -12,7 +12,7 @@
 #   every function it adds without 'static' is in System.map;
 # - a step that changes the kernel crate rebuilds rust/kernel.o, one that
 #   changes mm/cs614/*.rs rebuilds mm/cs614/cs614.o;
-# - the selftests' step also builds the cs614 selftests.
+# - each of the selftests' steps also builds the cs614 selftests as they are then.
 #
 # The steps that touch widely included headers (mm_types.h, the Rust
 # bindings) rebuild most of the tree, so this takes long (about an hour on
