@@ -524,6 +524,62 @@ TEST_F(promote, mprotect_split_demotes)
 	free(pfns);
 }
 
+/*
+ * A merge moves a boundary without a split: mprotect() of the start (or the
+ * end) of a VMA whose neighbour already has the new protection joins that
+ * range to the neighbour (vma_merge_existing_range()). A boundary moved into
+ * a huge page cuts it as a split would, and must demote it. First the two
+ * huge pages become two VMAs on their PMD boundary (nothing cut), then half
+ * of one huge page joins the other VMA. Its pages are base pages again, the
+ * other huge page is untouched, and the VMAs show that a merge, not a split,
+ * moved the boundary.
+ */
+static void merge_cut_demotes(struct __test_metadata *_metadata, bool left, uint64_t seed)
+{
+	char *p = two_huge_pages(seed);
+	/* The huge page the merge cuts, and the one it leaves whole. */
+	char *cut = left ? p + HPAGE : p, *whole = left ? p : p + HPAGE;
+	uint64_t *pfns = calloc(HPAGE_NR, sizeof(*pfns));
+	uintptr_t start, end;
+	long split;
+
+	ASSERT_NE(NULL, p);
+	ASSERT_NE(NULL, pfns);
+	ASSERT_TRUE(pfns_of(cut, HPAGE_NR, pfns));
+	ASSERT_EQ(0, mprotect(whole, HPAGE, PROT_READ));
+	ASSERT_TRUE(cs614_is_thp(cut));
+	ASSERT_TRUE(cs614_is_thp(whole));
+	split = cs614_vmstat("thp_split_page");
+
+	/* Left: [p + HPAGE, +HPAGE / 2) joins [p, p + HPAGE); right: the mirror image. */
+	ASSERT_EQ(0, mprotect(left ? cut : cut + HPAGE / 2, HPAGE / 2, PROT_READ));
+
+	ASSERT_TRUE(cs614_vma_bounds(whole, &start, &end));
+	EXPECT_EQ((uintptr_t)(left ? p : p + HPAGE / 2), start);
+	EXPECT_EQ((uintptr_t)(left ? p + 3 * HPAGE / 2 : p + 2 * HPAGE), end);
+	EXPECT_LE(split + 1, cs614_vmstat("thp_split_page"));
+	EXPECT_EQ(0U, cs614_compound_pfns(pfns, HPAGE_NR)) TH_LOG("the cut huge page is not split");
+	EXPECT_FALSE(cs614_is_thp(cut));
+	/* The part of the cut huge page left in a VMA of its own, and the joined VMA. */
+	EXPECT_EQ(0, cs614_anon_huge_kb(left ? cut + HPAGE / 2 : cut));
+	EXPECT_EQ(HPAGE_KB, cs614_anon_huge_kb(whole));
+	EXPECT_EQ(HPAGE_NR, cs614_present_pages(cut, HPAGE));
+	EXPECT_TRUE(cs614_is_thp(whole));
+	EXPECT_TRUE(pages_intact(p, 2 * HPAGE, seed));
+	munmap(p, 2 * HPAGE);
+	free(pfns);
+}
+
+TEST_F(promote, mprotect_merge_left_demotes)
+{
+	merge_cut_demotes(_metadata, true, 13);
+}
+
+TEST_F(promote, mprotect_merge_right_demotes)
+{
+	merge_cut_demotes(_metadata, false, 14);
+}
+
 TEST_F(promote, register_argument_ignored)
 {
 	/* The argument carries nothing and is never read. */
@@ -587,6 +643,95 @@ TEST_F(promote, two_processes)
 	EXPECT_TRUE(cs614_is_thp(p));
 	EXPECT_TRUE(pages_intact(p, HPAGE, 13));
 	munmap(p, HPAGE);
+}
+
+/*
+ * A file closed during a round: the round leaves its mm before the next
+ * collapse, instead of promoting an mm that is no longer registered (nor
+ * demoted). A child keeps another mm registered, so that the thread and the
+ * round go on. The parent closes its file once the round has made a first
+ * huge page in its 256 MiB: afterwards at most the collapse under way then
+ * may complete.
+ */
+/*
+ * How many of the nr huge page ranges at p start with the head of a THP: one
+ * read of pagemap for them all, so that it can take a snapshot while a round
+ * runs (cs614_count_thp() reads 512 entries a range, one by one, and a
+ * round outruns it). 0 on error.
+ */
+static size_t thp_heads(const char *p, size_t nr, uint64_t *ents)
+{
+	size_t r, n = 0;
+	uint64_t pfn;
+
+	if (cs614_pagemap_range(p, nr * HPAGE_NR, ents))
+		return 0;
+	for (r = 0; r < nr; r++) {
+		if (!(ents[r * HPAGE_NR] & PM_PRESENT))
+			continue;
+		pfn = PAGEMAP_PFN(ents[r * HPAGE_NR]);
+		n += !(pfn % HPAGE_NR) && (cs614_kpageflags(pfn) & KPF_THP) &&
+		     (cs614_kpageflags(pfn) & KPF_COMPOUND_HEAD);
+	}
+	return n;
+}
+
+TEST_F_TIMEOUT(promote, closed_during_round_left, 300)
+{
+	const size_t nr = 128, len = nr * HPAGE;
+	int to_parent[2], to_child[2], status, i;
+	char *p = map_aligned(len), flag[8];
+	uint64_t *ents = calloc(nr * HPAGE_NR, sizeof(*ents));
+	size_t before, after;
+	pid_t pid;
+	char c;
+
+	ASSERT_NE(NULL, p);
+	ASSERT_NE(NULL, ents);
+	ASSERT_EQ(0, pipe(to_parent));
+	ASSERT_EQ(0, pipe(to_child));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		int fd;
+
+		/* The parent's close must release its file: no copy of it here. */
+		close(self->fd);
+		fd = open_registered();
+		if (fd < 0)
+			_exit(2);
+		if (write(to_parent[1], "r", 1) != 1 || read(to_child[0], &c, 1) != 1)
+			_exit(3);
+		_exit(0);
+	}
+	touch_pages(p, len, 15);
+	ASSERT_EQ(1, read(to_parent[0], &c, 1));
+	ASSERT_EQ(1, cs614_write_flag("1", 1));
+	for (i = 0; i < 60000 && !thp_heads(p, nr, ents); i++)
+		usleep(1000);
+	ASSERT_EQ(0, close(self->fd));
+	self->fd = -1;
+	before = thp_heads(p, nr, ents);
+	ASSERT_LT(0U, before) TH_LOG("the round made no huge page in a minute");
+	for (i = 0; i < 120000; i++) {
+		if (cs614_read_promote_flag(flag, sizeof(flag)) > 0 && !strcmp(flag, "0\n"))
+			break;
+		usleep(1000);
+	}
+	ASSERT_GT(120000, i) TH_LOG("the round did not end");
+	after = thp_heads(p, nr, ents);
+	ASSERT_EQ(1, write(to_child[1], "g", 1));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	if (before == nr)
+		SKIP(goto out, "the round was over before the file was closed");
+	EXPECT_GE(before + 1, after)
+		TH_LOG("%zu huge pages when the file was closed, %zu after the round",
+		       before, after);
+	EXPECT_TRUE(pages_intact(p, len, 15));
+out:
+	munmap(p, len);
+	free(ents);
 }
 
 /* Whether a line of the registry names pid; -1 if it cannot be read. */

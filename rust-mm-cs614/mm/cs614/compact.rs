@@ -43,7 +43,10 @@ use kernel::{
     alloc::KVVec,
     mm::{
         pin::PinnedUserRange,
-        virt::flags,
+        virt::{
+            flags,
+            VmaRef, //
+        },
         GupFastFence,
         MmWithUser,
         VmaWriteLocked, //
@@ -72,10 +75,12 @@ pub(crate) struct Request {
 }
 
 impl Request {
-    /// Checks the arguments that need no lock and pins the table: `EINVAL` for an unaligned
-    /// address, an empty range, one that wraps around or a table that overlaps the range,
-    /// `EFAULT` for a table that cannot be written, `ENOMEM`. Nothing is written.
-    pub(crate) fn new(addr: u64, pages: u32, table: u64) -> Result<Self> {
+    /// Checks the arguments and pins the table: `EINVAL` for an unaligned address, an empty
+    /// range, one that wraps around, a table that overlaps the range or a range that no vma of
+    /// `mm` could compact, then `EFAULT` for a table that cannot be written, `ENOMEM`. Nothing is
+    /// written, and the table is not touched unless the range passed its checks. The vma is
+    /// checked again, under the mmap write lock, by [`compact`].
+    pub(crate) fn new(mm: &MmWithUser, addr: u64, pages: u32, table: u64) -> Result<Self> {
         let start = usize::try_from(addr).map_err(|_| EINVAL)?;
         let pages = usize::try_from(pages).map_err(|_| EINVAL)?;
         if start % PAGE_SIZE != 0 || pages == 0 {
@@ -90,6 +95,10 @@ impl Request {
         let table_end = table.checked_add(size).ok_or(EFAULT)?;
         // The table's pages would move with the range, and the table be written over its data.
         if table < end && start < table_end {
+            return Err(EINVAL);
+        }
+        // A range that cannot be compacted is refused before the table is split or pinned.
+        if !compactable(mm.mmap_read_lock().vma_lookup(start), end) {
             return Err(EINVAL);
         }
         // A large folio that the table shared with the range would be pinned, and its pages in
@@ -174,7 +183,9 @@ pub(crate) fn compact(
 
     // Promote what became promotable: the 2 MiB-aligned ranges of the new populated front,
     // unless the vma refuses huge pages (then not even the LRU caches are drained).
-    if let Some(registration) = registration.filter(|_| huge_ok) {
+    if let Some(mut registration) = registration.filter(|_| huge_ok) {
+        // From the first huge page made on, a split by another thread demotes it.
+        registration.arm_demotion();
         stats.promoted = promote::promote_now(mm, req.start, req.addr(populated.len()));
         if stats.promoted > 0 {
             // Later splits of the new huge pages demote them, as for promotion.
@@ -184,6 +195,16 @@ pub(crate) fn compact(
 
     // Populated pages go to their rank; holes, in order, to the slots after the last one.
     req.write_table(&populated)
+}
+
+/// Whether `vma`, the one at the start of a range that ends at `end`, could compact it: the range
+/// inside a private, writable anonymous vma.
+fn compactable(vma: Option<&VmaRef>, end: usize) -> bool {
+    vma.is_some_and(|vma| {
+        end <= vma.end()
+            && vma.is_anonymous()
+            && vma.flags() & (flags::SHARED | flags::WRITE) == flags::WRITE
+    })
 }
 
 /// Moves the populated pages of the range to its front; returns the original indices of those
@@ -199,13 +220,11 @@ fn compact_locked(
     let mut pm = PackedMove::new()?;
     let mut guard = mm.mmap_write_lock_killable()?;
     guard.fence_gup_fast(|fence| {
-        let vma = fence.vma_lookup(req.start).ok_or(EINVAL)?;
-        if req.end() > vma.end()
-            || !vma.is_anonymous()
-            || vma.flags() & (flags::SHARED | flags::WRITE) != flags::WRITE
-        {
+        let vma = fence.vma_lookup(req.start);
+        if !compactable(vma, req.end()) {
             return Err(EINVAL);
         }
+        let vma = vma.ok_or(EINVAL)?;
         let huge_ok = vma.flags() & flags::NOHUGEPAGE == 0;
         let vma = fence.vma_start_write(vma)?;
         let (mut populated, large) = collect(fence, vma, req, &mut batch)?;

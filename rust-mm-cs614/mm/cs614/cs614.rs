@@ -164,7 +164,7 @@ fn compact_vma(
     table: u64,
     stats: &mut trace::CompactStats,
 ) -> Result {
-    let req = compact::Request::new(addr, length, table)?;
+    let req = compact::Request::new(mm, addr, length, table)?;
     // Made only if compaction makes a huge page, but prepared now, when the range can hold one:
     // it cannot fail once pages moved.
     let registration = if req.may_promote() {

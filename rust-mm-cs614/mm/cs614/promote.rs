@@ -178,6 +178,15 @@ impl Registry {
         self.entries.retain(|r| r.mm.has_users());
     }
 
+    /// Whether the registration `id` is still in the registry.
+    fn holds(id: u64) -> bool {
+        REGISTRY
+            .lock()
+            .entries
+            .binary_search_by_key(&id, |r| r.id)
+            .is_ok()
+    }
+
     /// Whether nothing is registered and nothing is about to be.
     fn is_idle(&self) -> bool {
         self.entries.is_empty() && self.reserved == 0
@@ -341,16 +350,17 @@ impl Registrations {
         let mut mine = self.mine.lock();
         let mut thread = THREAD.lock();
         let mut registry = REGISTRY.lock();
-        registry.prune();
         let registry = &mut *registry;
-        // Forget the registrations of this file that were pruned.
-        mine.ids
-            .retain(|id| registry.entries.binary_search_by_key(id, |r| r.id).is_ok());
         let mine = &mut *mine;
+        // Allocated first: a failure changes nothing, and leaves the thread as it found it.
         mine.ids.reserve(mine.reserved + 1, GFP_KERNEL)?;
         registry
             .entries
             .reserve(registry.reserved + 1, GFP_KERNEL)?;
+        registry.prune();
+        // Forget the registrations of this file that were pruned.
+        mine.ids
+            .retain(|id| registry.entries.binary_search_by_key(id, |r| r.id).is_ok());
         if thread.is_none() {
             // The new thread sleeps until a round is requested, which needs `THREAD`.
             *thread = Some(PromoteThread::start()?);
@@ -363,6 +373,7 @@ impl Registrations {
             mm: mm.into(),
             pid: current!().tgid(),
             done: false,
+            armed: false,
         })
     }
 }
@@ -375,9 +386,20 @@ pub(crate) struct PendingRegistration<'a> {
     pid: Pid,
     /// Committed or cancelled: the reservation is given back.
     done: bool,
+    /// [`PendingRegistration::arm_demotion`] set the mm's flag.
+    armed: bool,
 }
 
 impl PendingRegistration<'_> {
+    /// Makes VMA splits in the mm demote from now on, before the registration is committed:
+    /// a huge page made before [`PendingRegistration::commit`] is demoted by a split that
+    /// another thread makes meanwhile. Dropping the registration instead clears the flag again
+    /// unless the mm is registered.
+    pub(crate) fn arm_demotion(&mut self) {
+        mm_ext::set_demote_on_split(&self.mm, true);
+        self.armed = true;
+    }
+
     /// Registers the mm; cannot fail.
     pub(crate) fn commit(mut self) {
         let mut mine = self.file.mine.lock();
@@ -431,6 +453,10 @@ impl Drop for PendingRegistration<'_> {
         let mut registry = REGISTRY.lock();
         mine.reserved -= 1;
         registry.reserved -= 1;
+        let raw = self.mm.as_raw();
+        if self.armed && !registry.entries.iter().any(|r| r.mm.as_raw() == raw) {
+            mm_ext::set_demote_on_split(&self.mm, false);
+        }
         if registry.is_idle() {
             drop(registry);
             // Stops the thread, which it may have started for nothing.
@@ -527,8 +553,9 @@ fn run_round(ctx: &KThreadContext) -> RoundStats {
             return round;
         }
         for r in registry.entries.iter() {
+            let entry = (r.mm.clone(), r.pid, r.id);
             // Cannot fail: the capacity is reserved.
-            if mms.push_within_capacity((r.mm.clone(), r.pid)).is_err() {
+            if mms.push_within_capacity(entry).is_err() {
                 break;
             }
         }
@@ -540,14 +567,14 @@ fn run_round(ctx: &KThreadContext) -> RoundStats {
         return round;
     };
     mm::lru_add_drain_all();
-    for (mm, pid) in mms.iter() {
+    for (mm, pid, id) in mms.iter() {
         if ctx.should_stop() {
             break;
         }
         // An mm whose process has exited is skipped; its file is released soon.
         if let Some(mm) = mm.mmget_not_zero() {
             round.mms += 1;
-            promote_mm(ctx, &mm, *pid, &mut cc, &mut round);
+            promote_mm(ctx, &mm, *pid, *id, &mut cc, &mut round);
         }
     }
     round
@@ -624,8 +651,9 @@ fn next_candidates(
 /// `enum cs614_promote_result`: the range is in a `VM_NOHUGEPAGE` VMA.
 const NOHUGEPAGE: u32 = bindings::cs614_promote_result_CS614_VMA_NOHUGEPAGE;
 
-/// Promotes the eligible ranges of `mm`, which `pid` registered, a batch at a time; traces and
-/// counts each range examined.
+/// Promotes the eligible ranges of `mm`, which `pid` registered as registration `id`, a batch at
+/// a time; traces and counts each range examined. Stops before a collapse once `id` is gone
+/// from the registry (its files were closed during the round).
 ///
 /// The mmap lock is dropped between batches and for each collapse, so the VMAs may change
 /// meanwhile: each range is checked again by the collapse.
@@ -633,6 +661,7 @@ fn promote_mm(
     ctx: &KThreadContext,
     mm: &MmWithUser,
     pid: Pid,
+    id: u64,
     cc: &mut CollapseControl,
     round: &mut RoundStats,
 ) {
@@ -650,6 +679,11 @@ fn promote_mm(
             let addr = entry & !RESULT_MASK;
             let mut result = (entry & RESULT_MASK) as u32;
             if result == PROMOTED {
+                // Its files closed since the round began: it is no longer promoted, nor
+                // demoted, so no huge page is made in it.
+                if !Registry::holds(id) {
+                    return;
+                }
                 result = cc.collapse_populated_pmd(mm, addr);
             }
             round.examined += 1;
