@@ -163,10 +163,18 @@ struct Registered {
 ///
 /// `entries` is sorted by `id`, which are unique and below `next_id`, and has room for
 /// `reserved` more entries.
+///
+/// # Invariants
+///
+/// `armed` holds one address of `mm_struct` per [`PendingRegistration`] armed and not yet
+/// committed or cancelled, so at most `reserved`, and has room for `reserved`.
 struct Registry {
     entries: KVec<Registered>,
     /// Registrations prepared and not yet committed or cancelled.
     reserved: usize,
+    /// The mms of the armed pending registrations, by address, once per registration: their
+    /// `MMF_CS614_DEMOTE` stays set while one is armed, whatever becomes of `entries`.
+    armed: KVec<usize>,
     next_id: u64,
 }
 
@@ -187,6 +195,20 @@ impl Registry {
             .is_ok()
     }
 
+    /// Whether splits in `mm` must still demote: `mm` is registered, or a pending registration
+    /// of it is armed.
+    fn demotes(&self, mm: usize) -> bool {
+        self.entries.iter().any(|r| r.mm.as_raw() as usize == mm) || self.armed.contains(&mm)
+    }
+
+    /// Forgets one armed pending registration of `mm`.
+    fn disarm(&mut self, mm: usize) {
+        if let Some(at) = self.armed.iter().position(|&a| a == mm) {
+            // In bounds: `position` found it.
+            let _ = self.armed.remove(at);
+        }
+    }
+
     /// Whether nothing is registered and nothing is about to be.
     fn is_idle(&self) -> bool {
         self.entries.is_empty() && self.reserved == 0
@@ -198,6 +220,7 @@ global_lock! {
     unsafe(uninit) static REGISTRY: Mutex<Registry> = Registry {
         entries: KVec::new(),
         reserved: 0,
+        armed: KVec::new(),
         next_id: 0,
     };
 }
@@ -357,6 +380,10 @@ impl Registrations {
         registry
             .entries
             .reserve(registry.reserved + 1, GFP_KERNEL)?;
+        registry.armed.reserve(
+            (registry.reserved + 1).saturating_sub(registry.armed.len()),
+            GFP_KERNEL,
+        )?;
         registry.prune();
         // Forget the registrations of this file that were pruned.
         mine.ids
@@ -365,7 +392,7 @@ impl Registrations {
             // The new thread sleeps until a round is requested, which needs `THREAD`.
             *thread = Some(PromoteThread::start()?);
         }
-        // INVARIANT: Both have room for one more.
+        // INVARIANT: All three have room for one more.
         mine.reserved += 1;
         registry.reserved += 1;
         Ok(PendingRegistration {
@@ -393,11 +420,24 @@ pub(crate) struct PendingRegistration<'a> {
 impl PendingRegistration<'_> {
     /// Makes VMA splits in the mm demote from now on, before the registration is committed:
     /// a huge page made before [`PendingRegistration::commit`] is demoted by a split that
-    /// another thread makes meanwhile. Dropping the registration instead clears the flag again
-    /// unless the mm is registered.
+    /// another thread makes meanwhile. Until then, neither the release of a file that
+    /// registered the mm nor another pending registration of it clears the flag; dropping this
+    /// one instead clears it unless the mm is registered or armed by another.
     pub(crate) fn arm_demotion(&mut self) {
+        if self.armed {
+            return;
+        }
+        let mut registry = REGISTRY.lock();
+        // Room was reserved by `prepare`, and no allocation is made under the lock.
+        if registry
+            .armed
+            .push_within_capacity(self.mm.as_raw() as usize)
+            .is_ok()
+        {
+            self.armed = true;
+        }
+        // Set even if not counted (it cannot fail): a flag left set only demotes more.
         mm_ext::set_demote_on_split(&self.mm, true);
-        self.armed = true;
     }
 
     /// Registers the mm; cannot fail.
@@ -409,6 +449,10 @@ impl PendingRegistration<'_> {
         registry.reserved -= 1;
         self.done = true;
         let raw = self.mm.as_raw();
+        if self.armed {
+            // The entry found or made below keeps the flag set from now on.
+            registry.disarm(raw as usize);
+        }
         let id = match registry.entries.iter_mut().find(|r| r.mm.as_raw() == raw) {
             Some(r) if mine.ids.binary_search(&r.id).is_ok() => return,
             Some(r) => {
@@ -453,9 +497,12 @@ impl Drop for PendingRegistration<'_> {
         let mut registry = REGISTRY.lock();
         mine.reserved -= 1;
         registry.reserved -= 1;
-        let raw = self.mm.as_raw();
-        if self.armed && !registry.entries.iter().any(|r| r.mm.as_raw() == raw) {
-            mm_ext::set_demote_on_split(&self.mm, false);
+        if self.armed {
+            let raw = self.mm.as_raw() as usize;
+            registry.disarm(raw);
+            if !registry.demotes(raw) {
+                mm_ext::set_demote_on_split(&self.mm, false);
+            }
         }
         if registry.is_idle() {
             drop(registry);
@@ -479,11 +526,14 @@ impl PinnedDrop for Registrations {
         let mut thread = THREAD.lock();
         let idle = {
             let mut registry = REGISTRY.lock();
+            let registry = &mut *registry;
+            let armed = &registry.armed;
             registry.entries.retain(|r| {
                 if mine.binary_search(&r.id).is_ok() {
                     r.files -= 1;
                 }
-                if r.files == 0 {
+                // A pending registration armed meanwhile keeps demotion on.
+                if r.files == 0 && !armed.contains(&(r.mm.as_raw() as usize)) {
                     mm_ext::set_demote_on_split(&r.mm, false);
                 }
                 r.files != 0
