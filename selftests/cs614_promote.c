@@ -625,6 +625,8 @@ TEST_F(promote, two_processes)
 		char *q = map_aligned(HPAGE);
 		int fd = open_registered();
 
+		close(to_parent[0]);
+		close(to_child[1]);
 		if (!q || fd < 0)
 			_exit(2);
 		touch_pages(q, HPAGE, 14);
@@ -632,6 +634,8 @@ TEST_F(promote, two_processes)
 			_exit(3);
 		_exit(cs614_is_thp(q) && pages_intact(q, HPAGE, 14) ? 0 : 1);
 	}
+	close(to_parent[1]);
+	close(to_child[0]);
 	/* The child's mapping of p (untouched, so not shared) is its own. */
 	touch_pages(p, HPAGE, 13);
 	ASSERT_EQ(1, read(to_parent[0], &c, 1));
@@ -697,6 +701,8 @@ TEST_F_TIMEOUT(promote, closed_during_round_left, 300)
 
 		/* The parent's close must release its file: no copy of it here. */
 		close(self->fd);
+		close(to_parent[0]);
+		close(to_child[1]);
 		fd = open_registered();
 		if (fd < 0)
 			_exit(2);
@@ -704,6 +710,9 @@ TEST_F_TIMEOUT(promote, closed_during_round_left, 300)
 			_exit(3);
 		_exit(0);
 	}
+	/* Only the child writes to_parent and reads to_child: its early exit is an EOF here. */
+	close(to_parent[1]);
+	close(to_child[0]);
 	touch_pages(p, len, 15);
 	ASSERT_EQ(1, read(to_parent[0], &c, 1));
 	ASSERT_EQ(1, cs614_write_flag("1", 1));
