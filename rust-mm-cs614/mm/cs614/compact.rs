@@ -72,6 +72,8 @@ pub(crate) struct Request {
     pages: usize,
     /// The user's table of `pages` entries, pinned for writing.
     table: PinnedUserRange,
+    /// The vma did not refuse huge pages (`MADV_NOHUGEPAGE`) when the range was checked.
+    huge_ok: bool,
 }
 
 impl Request {
@@ -98,9 +100,14 @@ impl Request {
             return Err(EINVAL);
         }
         // A range that cannot be compacted is refused before the table is split or pinned.
-        if !compactable(mm.mmap_read_lock().vma_lookup(start), end) {
-            return Err(EINVAL);
-        }
+        let huge_ok = {
+            let guard = mm.mmap_read_lock();
+            let vma = guard.vma_lookup(start);
+            if !compactable(vma, end) {
+                return Err(EINVAL);
+            }
+            vma.is_some_and(|vma| vma.flags() & flags::NOHUGEPAGE == 0)
+        };
         // A large folio that the table shared with the range would be pinned, and its pages in
         // the range could not move.
         mm_ext::split_folios_straddling(
@@ -113,12 +120,16 @@ impl Request {
             start,
             pages,
             table: PinnedUserRange::new(UserPtr::from_addr(table), size)?,
+            huge_ok,
         })
     }
 
-    /// Whether the range holds a 2 MiB-aligned range that compaction could promote.
+    /// Whether the range holds a 2 MiB-aligned range that compaction could promote, in a vma
+    /// that took huge pages when it was checked. Without it, no registration is prepared (nor
+    /// the promotion thread started) for nothing; a vma that `MADV_HUGEPAGE` allows meanwhile
+    /// is compacted as it was checked, without promotion.
     pub(crate) fn may_promote(&self) -> bool {
-        promote::huge_bounds(self.start, self.end()).is_some()
+        self.huge_ok && promote::huge_bounds(self.start, self.end()).is_some()
     }
 
     /// The address of page `i` of the range.
