@@ -413,11 +413,12 @@ pub(crate) struct PendingRegistration<'a> {
     pid: Pid,
     /// Committed or cancelled: the reservation is given back.
     done: bool,
-    /// [`PendingRegistration::arm_demotion`] set the mm's flag.
+    /// The mm's flag was set before the commit, and counted in the registry's `armed`.
     armed: bool,
 }
 
 impl PendingRegistration<'_> {
+    //@ compaction
     /// Makes VMA splits in the mm demote from now on, before the registration is committed:
     /// a huge page made before [`PendingRegistration::commit`] is demoted by a split that
     /// another thread makes meanwhile. Until then, neither the release of a file that
@@ -440,6 +441,7 @@ impl PendingRegistration<'_> {
         mm_ext::set_demote_on_split(&self.mm, true);
     }
 
+    //@ end
     /// Registers the mm; cannot fail.
     pub(crate) fn commit(mut self) {
         let mut mine = self.file.mine.lock();
