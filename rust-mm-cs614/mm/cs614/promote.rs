@@ -164,8 +164,6 @@ struct Registered {
 /// `entries` is sorted by `id`, which are unique and below `next_id`, and has room for
 /// `reserved` more entries.
 ///
-/// # Invariants
-///
 /// `armed` holds one address of `mm_struct` per [`PendingRegistration`] armed and not yet
 /// committed or cancelled, so at most `reserved`, and has room for `reserved`.
 struct Registry {
