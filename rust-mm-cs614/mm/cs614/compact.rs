@@ -269,8 +269,9 @@ fn compact_locked(
         let n = idx.len();
         let packed = fence.pack_anon_pages(&mut pm, vma, req.start, dst, idx)?;
         if packed.done != n {
-            // Cut short by a fatal signal, the caller being killed; else by a pin that lasted,
-            // which the fence should have made impossible.
+            // Cut short by a fatal signal, the caller being killed; else by what the walk, under
+            // these locks, excludes: a pin that outlasted the fence, a destination found full, an
+            // entry that cannot move.
             if kernel::current!().signal_pending() {
                 return Err(EINTR);
             }
